@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/acme-sp/wholesale-provisioner/consumer"
+	"github.com/acme-sp/wholesale-provisioner/internal/pipeline"
+	"github.com/acme-sp/wholesale-provisioner/producer"
+	"github.com/acme-sp/wholesale-provisioner/provisioning"
+)
+
+// App is one running provisioner: consumer, pipeline, Webex workflow and writers,
+// wired from a Config. Tests and the demo start it in-process.
+type App struct {
+	cfg      Config
+	log      zerolog.Logger
+	writer   *producer.Writer
+	consumer *consumer.Consumer
+}
+
+// NewApp builds an App from a validated Config.
+func NewApp(cfg Config, log zerolog.Logger) (*App, error) {
+	var tokens provisioning.TokenSource = provisioning.StaticToken(cfg.WebexToken)
+	if cfg.WebexTokenFile != "" {
+		ft, err := provisioning.NewFileToken(cfg.WebexTokenFile)
+		if err != nil {
+			return nil, err
+		}
+		tokens = ft
+	}
+	client, err := provisioning.NewClient(provisioning.ClientConfig{
+		BaseURL:                   cfg.WebexBaseURL,
+		Tokens:                    tokens,
+		RequestTimeout:            cfg.RequestTimeout,
+		OnBehalfOfSubPartnerOrgID: cfg.OnBehalfOf,
+	})
+	if err != nil {
+		return nil, err
+	}
+	wf := provisioning.NewWorkflow(client, provisioning.WorkflowConfig{
+		RetryInitialInterval: cfg.RetryInitialInterval,
+		RetryMaxInterval:     cfg.RetryMaxInterval,
+		RetryMaxElapsed:      cfg.RetryMaxElapsed,
+		RetryMaxAttempts:     cfg.RetryMaxAttempts,
+		StatusPollInterval:   cfg.StatusPollInterval,
+		StatusMaxWait:        cfg.StatusMaxWait,
+	})
+	w, err := producer.NewWriter(producer.Config{
+		Brokers:         cfg.Brokers,
+		OutcomesTopic:   cfg.OutcomesTopic,
+		DeadLetterTopic: cfg.DeadLetterTopic,
+	})
+	if err != nil {
+		return nil, err
+	}
+	p := pipeline.New(pipeline.Config{
+		ConsumerGroup:  cfg.GroupID,
+		MaxRecordBytes: cfg.MaxRecordBytes,
+		Logger:         &log,
+	}, wf, w)
+	c, err := consumer.New(consumer.Config{
+		Brokers: cfg.Brokers,
+		GroupID: cfg.GroupID,
+		Topic:   cfg.OrdersTopic,
+		Logger:  &log,
+	}, p)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	return &App{cfg: cfg, log: log, writer: w, consumer: c}, nil
+}
+
+// Run consumes orders until ctx ends.
+func (a *App) Run(ctx context.Context) error {
+	a.log.Info().Strs("brokers", a.cfg.Brokers).Str("group_id", a.cfg.GroupID).Str("orders_topic", a.cfg.OrdersTopic).
+		Str("outcomes_topic", a.cfg.OutcomesTopic).Str("dead_letter_topic", a.cfg.DeadLetterTopic).
+		Str("webex_base_url", a.cfg.WebexBaseURL).Msg("provisioner starting")
+	err := a.consumer.Run(ctx)
+	a.log.Info().Msg("provisioner stopped")
+	return err
+}
+
+// Close releases the writers. Call it after Run returned.
+func (a *App) Close() error { return a.writer.Close() }
+
+func parseLevel(s string) (zerolog.Level, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return zerolog.DebugLevel, nil
+	case "info", "":
+		return zerolog.InfoLevel, nil
+	case "warn", "warning":
+		return zerolog.WarnLevel, nil
+	case "error":
+		return zerolog.ErrorLevel, nil
+	}
+	return zerolog.NoLevel, fmt.Errorf("unknown level %q: use debug, info, warn or error", s)
+}
+
+// newLogger returns a zerolog logger writing one event per line to w.
+func newLogger(w io.Writer, level, format string) zerolog.Logger {
+	lvl, err := parseLevel(level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// runCmd is `provisioner run`.
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := DefaultConfig()
+	fs := newFlagSet("run", "Consume subscriber orders from Kafka and provision them on Webex for Wholesale.", stderr)
+	finish := cfg.bindFlags(fs)
+	if err := parse(fs, args, osLookupEnv); err != nil {
+		return err
+	}
+	finish()
+	cfg.WebexToken, _ = osLookupEnv(envName("webex-token"))
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	app, err := NewApp(cfg, log)
+	if err != nil {
+		return usageError{err}
+	}
+	defer app.Close()
+	return app.Run(ctx)
+}
+
+// usageError is a configuration mistake: reported without a stack of context,
+// with exit code 2.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+func isUsage(err error) bool {
+	var u usageError
+	return errors.As(err, &u)
+}

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of `provisioner run`, filled from flags and
+// environment variables and checked by Validate before anything starts.
+type Config struct {
+	// Brokers are the Kafka bootstrap addresses (host:port).
+	Brokers []string
+	// GroupID is the consumer group of the provisioner's instances.
+	GroupID string
+	// OrdersTopic, OutcomesTopic and DeadLetterTopic are the three topics.
+	OrdersTopic     string
+	OutcomesTopic   string
+	DeadLetterTopic string
+
+	// WebexBaseURL is the API root, e.g. https://webexapis.com/v1.
+	WebexBaseURL string
+	// WebexToken comes only from the environment (PROVISIONER_WEBEX_TOKEN): a
+	// command-line flag would show it in process lists.
+	WebexToken string
+	// WebexTokenFile is a file holding the token; it is re-read when it changes.
+	WebexTokenFile string
+	// OnBehalfOf is the onBehalfOfSubPartnerOrgId query parameter, if any.
+	OnBehalfOf string
+
+	// RequestTimeout bounds one HTTP call to Webex.
+	RequestTimeout time.Duration
+	// RetryInitialInterval, RetryMaxInterval, RetryMaxElapsed and
+	// RetryMaxAttempts shape the retries of a transient Webex error.
+	RetryInitialInterval time.Duration
+	RetryMaxInterval     time.Duration
+	RetryMaxElapsed      time.Duration
+	RetryMaxAttempts     int
+	// StatusPollInterval is the first wait before polling a subscriber that is
+	// still provisioning; StatusMaxWait bounds following it.
+	StatusPollInterval time.Duration
+	StatusMaxWait      time.Duration
+	// MaxRecordBytes is the largest order accepted.
+	MaxRecordBytes int
+
+	// LogLevel is debug, info, warn or error; LogFormat is json or console.
+	LogLevel  string
+	LogFormat string
+}
+
+// DefaultConfig returns the configuration used where nothing is set.
+func DefaultConfig() Config {
+	return Config{
+		GroupID:              "wholesale-provisioner",
+		OrdersTopic:          "subscriber-orders",
+		OutcomesTopic:        "subscriber-outcomes",
+		DeadLetterTopic:      "subscriber-orders-dlt",
+		WebexBaseURL:         "https://webexapis.com/v1",
+		RequestTimeout:       30 * time.Second,
+		RetryInitialInterval: 500 * time.Millisecond,
+		RetryMaxInterval:     30 * time.Second,
+		RetryMaxElapsed:      2 * time.Minute,
+		StatusPollInterval:   time.Second,
+		StatusMaxWait:        5 * time.Minute,
+		MaxRecordBytes:       256 << 10,
+		LogLevel:             "info",
+		LogFormat:            "json",
+	}
+}
+
+// bindFlags declares the flags of cfg on fs, with cfg's values as defaults.
+// It returns a function to call after parsing, which copies list flags back.
+func (cfg *Config) bindFlags(fs *flag.FlagSet) func() {
+	brokers := strings.Join(cfg.Brokers, ",")
+	fs.StringVar(&brokers, "brokers", brokers, "Kafka bootstrap servers, comma-separated host:port")
+	fs.StringVar(&cfg.GroupID, "group-id", cfg.GroupID, "Kafka consumer group id")
+	fs.StringVar(&cfg.OrdersTopic, "orders-topic", cfg.OrdersTopic, "topic of subscriber-order events")
+	fs.StringVar(&cfg.OutcomesTopic, "outcomes-topic", cfg.OutcomesTopic, "topic of subscriber-outcome events")
+	fs.StringVar(&cfg.DeadLetterTopic, "dead-letter-topic", cfg.DeadLetterTopic, "topic of dead-letter records")
+	fs.StringVar(&cfg.WebexBaseURL, "webex-base-url", cfg.WebexBaseURL, "Webex API root")
+	fs.StringVar(&cfg.WebexTokenFile, "webex-token-file", cfg.WebexTokenFile, "file holding the Webex access token (or set PROVISIONER_WEBEX_TOKEN)")
+	fs.StringVar(&cfg.OnBehalfOf, "on-behalf-of-sub-partner-org-id", cfg.OnBehalfOf, "act for this sub-partner organisation")
+	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "timeout of one Webex HTTP call")
+	fs.DurationVar(&cfg.RetryInitialInterval, "retry-initial-interval", cfg.RetryInitialInterval, "first wait after a transient Webex error")
+	fs.DurationVar(&cfg.RetryMaxInterval, "retry-max-interval", cfg.RetryMaxInterval, "longest wait between retries")
+	fs.DurationVar(&cfg.RetryMaxElapsed, "retry-max-elapsed", cfg.RetryMaxElapsed, "give up a step after retrying this long (the order fails: retries_exhausted)")
+	fs.IntVar(&cfg.RetryMaxAttempts, "retry-max-attempts", cfg.RetryMaxAttempts, "give up a step after this many calls (0: no limit but --retry-max-elapsed)")
+	fs.DurationVar(&cfg.StatusPollInterval, "status-poll-interval", cfg.StatusPollInterval, "first wait before polling a subscriber that is still provisioning")
+	fs.DurationVar(&cfg.StatusMaxWait, "status-max-wait", cfg.StatusMaxWait, "longest time to follow a subscriber that is still provisioning")
+	fs.IntVar(&cfg.MaxRecordBytes, "max-record-bytes", cfg.MaxRecordBytes, "largest order record accepted; larger ones are dead-lettered")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "json (one event per line) or console")
+	return func() { cfg.Brokers = splitList(brokers) }
+}
+
+// Validate checks every setting and reports all problems, each saying what to fix.
+func (cfg *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if len(cfg.Brokers) == 0 {
+		bad("--brokers (%s) is required: set it to the Kafka bootstrap servers, e.g. kafka-1:9092,kafka-2:9092", envName("brokers"))
+	}
+	for _, b := range cfg.Brokers {
+		host, port, err := net.SplitHostPort(b)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n <= 0 || n > 65535 {
+			bad("--brokers: %q is not host:port (e.g. kafka-1:9092)", b)
+		}
+	}
+	if cfg.GroupID == "" {
+		bad("--group-id (%s) is empty: name the consumer group, e.g. wholesale-provisioner", envName("group-id"))
+	}
+	topics := map[string]string{}
+	for _, t := range []struct{ flag, val string }{
+		{"orders-topic", cfg.OrdersTopic}, {"outcomes-topic", cfg.OutcomesTopic}, {"dead-letter-topic", cfg.DeadLetterTopic},
+	} {
+		switch {
+		case t.val == "":
+			bad("--%s (%s) is empty: name the topic", t.flag, envName(t.flag))
+		case topics[t.val] != "":
+			bad("--%s and --%s are both %q: the three topics must differ", topics[t.val], t.flag, t.val)
+		default:
+			topics[t.val] = t.flag
+		}
+	}
+	if u, err := url.Parse(cfg.WebexBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		bad("--webex-base-url %q is not an http(s) URL: use https://webexapis.com/v1, or the simulator's URL", cfg.WebexBaseURL)
+	}
+	switch {
+	case cfg.WebexToken != "" && cfg.WebexTokenFile != "":
+		bad("both PROVISIONER_WEBEX_TOKEN and --webex-token-file are set: keep one")
+	case cfg.WebexToken == "" && cfg.WebexTokenFile == "":
+		bad("no Webex access token: set PROVISIONER_WEBEX_TOKEN or --webex-token-file (a file holding the token)")
+	case cfg.WebexTokenFile != "":
+		if b, err := os.ReadFile(cfg.WebexTokenFile); err != nil {
+			bad("--webex-token-file: %v", errors.Unwrap(err))
+		} else if strings.TrimSpace(string(b)) == "" {
+			bad("--webex-token-file %s is empty: write the access token into it", cfg.WebexTokenFile)
+		}
+	}
+	positive := []struct {
+		flag string
+		d    time.Duration
+	}{
+		{"request-timeout", cfg.RequestTimeout}, {"retry-initial-interval", cfg.RetryInitialInterval},
+		{"retry-max-interval", cfg.RetryMaxInterval}, {"retry-max-elapsed", cfg.RetryMaxElapsed}, {"status-poll-interval", cfg.StatusPollInterval}, {"status-max-wait", cfg.StatusMaxWait},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			bad("--%s must be a positive duration such as 30s, not %s", p.flag, p.d)
+		}
+	}
+	if cfg.RetryMaxInterval < cfg.RetryInitialInterval {
+		bad("--retry-max-interval (%s) is shorter than --retry-initial-interval (%s)", cfg.RetryMaxInterval, cfg.RetryInitialInterval)
+	}
+	if cfg.RetryMaxAttempts < 0 {
+		bad("--retry-max-attempts must be 0 (no limit) or more, not %d", cfg.RetryMaxAttempts)
+	}
+	if cfg.MaxRecordBytes < 1024 {
+		bad("--max-record-bytes must be at least 1024, not %d", cfg.MaxRecordBytes)
+	}
+	if _, err := parseLevel(cfg.LogLevel); err != nil {
+		bad("--log-level: %v", err)
+	}
+	if cfg.LogFormat != "json" && cfg.LogFormat != "console" {
+		bad("--log-format must be json or console, not %q", cfg.LogFormat)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid configuration:\n  %w", joinLines(errs))
+}
+
+type lines []error
+
+func (l lines) Error() string {
+	s := make([]string, len(l))
+	for i, e := range l {
+		s[i] = e.Error()
+	}
+	return strings.Join(s, "\n  ")
+}
+
+func joinLines(errs []error) error { return lines(errs) }

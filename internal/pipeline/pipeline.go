@@ -1,0 +1,318 @@
+// Package pipeline turns one order record into its final answer: an outcome event,
+// plus a dead-letter record when the order failed, both acknowledged by Kafka
+// before the record is reported finished (and so before its offset is committed).
+package pipeline
+
+import (
+	"context"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/acme-sp/wholesale-provisioner/internal/redact"
+	"github.com/acme-sp/wholesale-provisioner/provisioning"
+	"github.com/acme-sp/wholesale-provisioner/schemas"
+)
+
+// Provisioner runs the Webex workflow of one order.
+type Provisioner interface {
+	Provision(ctx context.Context, o schemas.Order) (provisioning.Result, error)
+}
+
+// Publisher builds and durably writes outcome and dead-letter records.
+type Publisher interface {
+	Outcome(key []byte, o schemas.Outcome) (kafka.Message, error)
+	DeadLetter(orig kafka.Message, d schemas.DeadLetter) (kafka.Message, error)
+	Publish(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Dead-letter reasons that are not an order's failure reason or a decoding reason.
+const (
+	ReasonRecordTooLarge    = "record_too_large"
+	ReasonUnsupportedAction = "unsupported_action"
+	ReasonPanic             = "handler_panic"
+)
+
+// Error classes of dead-letter records.
+const (
+	ClassInvalidInput = "invalid_input"
+	ClassPermanent    = "permanent"
+	ClassTransient    = "transient"
+)
+
+// Config configures a Pipeline. The zero value of each optional field selects the
+// default given in its comment.
+type Config struct {
+	// ConsumerGroup is recorded in dead letters.
+	ConsumerGroup string
+	// MaxRecordBytes is the largest order value accepted; larger ones are
+	// dead-lettered unread. Default 256 KiB.
+	MaxRecordBytes int
+	// PublishRetryMaxInterval caps the wait between attempts to publish a record's
+	// answer. Publishing is retried until it succeeds or the context ends. Default 10s.
+	PublishRetryMaxInterval time.Duration
+	// Logger receives one line per finished order. Default: a disabled logger.
+	Logger *zerolog.Logger
+	// Now tells the time. Default time.Now.
+	Now func() time.Time
+}
+
+// Pipeline is a consumer.Handler for the orders topic. It is safe for concurrent use.
+type Pipeline struct {
+	cfg Config
+	wf  Provisioner
+	pub Publisher
+	log zerolog.Logger
+}
+
+// New returns a Pipeline.
+func New(cfg Config, wf Provisioner, pub Publisher) *Pipeline {
+	if cfg.MaxRecordBytes <= 0 {
+		cfg.MaxRecordBytes = 256 << 10
+	}
+	if cfg.PublishRetryMaxInterval <= 0 {
+		cfg.PublishRetryMaxInterval = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		l := zerolog.Nop()
+		cfg.Logger = &l
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Pipeline{cfg: cfg, wf: wf, pub: pub, log: *cfg.Logger}
+}
+
+// answer is what one record produced: an outcome, a dead letter, or both.
+type answer struct {
+	outcome *schemas.Outcome
+	dead    *schemas.DeadLetter
+}
+
+// Handle processes one record. It returns nil once the record's answer is
+// acknowledged; it returns an error, and the record stays uncommitted, when ctx
+// ends or when the Webex API is in a configuration fault.
+func (p *Pipeline) Handle(ctx context.Context, msg kafka.Message) (err error) {
+	start := p.cfg.Now()
+	log := p.log.With().Str("topic", msg.Topic).Int("partition", msg.Partition).Int64("offset", msg.Offset).
+		Str("key", redact.Text(string(msg.Key))).Logger()
+	ctx = log.WithContext(ctx)
+
+	var (
+		a     answer
+		order *schemas.Order
+	)
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				// A record that crashes the handler would crash every consumer it
+				// reaches: dead-letter it instead.
+				log.Error().Interface("panic", r).Bytes("stack", debug.Stack()).Msg("handler panicked; dead-lettering the record")
+				a, err = p.panicked(msg, order, r), nil
+			}
+		}()
+		a, order, err = p.decide(ctx, msg, &log)
+	}()
+	if err != nil {
+		return err
+	}
+	if err := p.publish(ctx, msg, a, &log); err != nil {
+		return err
+	}
+	p.logFinished(&log, order, a, p.cfg.Now().Sub(start))
+	return nil
+}
+
+func (p *Pipeline) decide(ctx context.Context, msg kafka.Message, log *zerolog.Logger) (answer, *schemas.Order, error) {
+	if len(msg.Value) > p.cfg.MaxRecordBytes {
+		return p.invalid(msg, "", ReasonRecordTooLarge, ClassInvalidInput, "decode",
+			fmt.Sprintf("record value of %d bytes exceeds the limit of %d bytes", len(msg.Value), p.cfg.MaxRecordBytes)), nil, nil
+	}
+	o, err := schemas.DecodeOrder(msg.Value)
+	if err != nil {
+		var ie *schemas.InvalidOrderError
+		if !errors.As(err, &ie) {
+			return answer{}, nil, fmt.Errorf("decoding order: %w", err)
+		}
+		return p.invalid(msg, ie.OrderID, ie.Reason, ClassInvalidInput, "validate", ie.Detail), nil, nil
+	}
+	*log = log.With().Str("order_id", o.OrderID).Str("customer_id", o.CustomerID).Str("email", redact.Email(o.Email)).Logger()
+	if o.Action != schemas.ActionProvision {
+		return p.invalid(msg, o.OrderID, ReasonUnsupportedAction, ClassPermanent, "validate",
+			fmt.Sprintf("action %q is not supported by this version of the provisioner", o.Action)), &o, nil
+	}
+	res, err := p.wf.Provision(log.WithContext(ctx), o)
+	if err != nil {
+		var we *provisioning.Error
+		if !errors.As(err, &we) || we.Class == provisioning.ConfigFault {
+			// Not this order's fault, or the context ended: leave it uncommitted.
+			return answer{}, &o, err
+		}
+		return p.failed(msg, o, we), &o, nil
+	}
+	out := p.outcome(msg, &o, o.OrderID, res.Status)
+	out.Attempts = res.Attempts
+	out.Subscriber = &schemas.SubscriberRef{
+		ID:             res.Subscriber.ID,
+		PersonID:       res.Subscriber.PersonID,
+		WebexStatus:    res.Subscriber.Status,
+		Packages:       res.Subscriber.Packages,
+		AlreadyExisted: res.AlreadyExisted,
+	}
+	return answer{outcome: &out}, &o, nil
+}
+
+// invalid answers a record that is not a processable order.
+func (p *Pipeline) invalid(msg kafka.Message, orderID, reason, class, step, detail string) answer {
+	a := answer{dead: p.deadLetter(msg, orderID, reason, class, step, detail, 1, nil)}
+	if orderID != "" {
+		out := p.outcome(msg, nil, orderID, schemas.StatusFailed)
+		out.Failure = &schemas.Failure{Reason: schemas.ReasonInvalidOrder, Message: detail}
+		a.outcome = &out
+	}
+	return a
+}
+
+// failed answers an order the workflow could not complete.
+func (p *Pipeline) failed(msg kafka.Message, o schemas.Order, we *provisioning.Error) answer {
+	f := &schemas.Failure{Reason: we.Reason, Message: we.Error()}
+	for _, e := range we.Errors {
+		f.Errors = append(f.Errors, schemas.APIError{Code: e.ErrorCode, Description: e.Description})
+	}
+	if api := we.API(); api != nil {
+		f.HTTPStatus = api.StatusCode
+		f.TrackingID = api.TrackingID
+		for _, e := range api.Errors {
+			f.Errors = append(f.Errors, schemas.APIError{Code: e.ErrorCode, Description: e.Description})
+		}
+	}
+	out := p.outcome(msg, &o, o.OrderID, schemas.StatusFailed)
+	out.Failure = f
+	out.Attempts = we.Attempts
+	class := ClassPermanent
+	if we.Class == provisioning.Transient {
+		class = ClassTransient
+	}
+	dl := p.deadLetter(msg, o.OrderID, string(we.Reason), class, string(we.Step), f.Message, we.Attempts, f)
+	return answer{outcome: &out, dead: dl}
+}
+
+func (p *Pipeline) panicked(msg kafka.Message, o *schemas.Order, r any) answer {
+	orderID := ""
+	if o != nil {
+		orderID = o.OrderID
+	}
+	return p.invalid(msg, orderID, ReasonPanic, ClassPermanent, "handle", fmt.Sprintf("handler panicked: %v", r))
+}
+
+func (p *Pipeline) outcome(msg kafka.Message, o *schemas.Order, orderID string, status schemas.OutcomeStatus) schemas.Outcome {
+	out := schemas.Outcome{
+		SchemaVersion: 1,
+		EventID:       EventID(orderID),
+		OrderID:       orderID,
+		Status:        status,
+		ProcessedAt:   p.cfg.Now().UTC(),
+	}
+	if o != nil {
+		out.Action = o.Action
+		out.CustomerID = o.CustomerID
+		out.Email = o.Email
+		t := o.OccurredAt
+		out.OrderOccurredAt = &t
+	}
+	return out
+}
+
+func (p *Pipeline) deadLetter(msg kafka.Message, orderID, reason, class, step, message string, attempts int, f *schemas.Failure) *schemas.DeadLetter {
+	hs := make([]schemas.Header, 0, len(msg.Headers))
+	for _, h := range msg.Headers {
+		hs = append(hs, schemas.Header{Key: h.Key, Value: schemas.NewBytes(h.Value)})
+	}
+	return &schemas.DeadLetter{
+		SchemaVersion: 1,
+		Reason:        reason,
+		ErrorClass:    class,
+		Message:       message,
+		Step:          step,
+		Attempts:      attempts,
+		OrderID:       orderID,
+		Failure:       f,
+		FailedAt:      p.cfg.Now().UTC(),
+		ConsumerGroup: p.cfg.ConsumerGroup,
+		Source: schemas.Source{
+			Topic:     msg.Topic,
+			Partition: msg.Partition,
+			Offset:    msg.Offset,
+			Timestamp: msg.Time.UTC(),
+			Key:       schemas.NewBytes(msg.Key),
+			Value:     schemas.NewBytes(msg.Value),
+			Headers:   hs,
+		},
+	}
+}
+
+// publish writes the answer, retrying until Kafka acknowledges it or ctx ends:
+// the record must not be committed before its answer is durable.
+func (p *Pipeline) publish(ctx context.Context, msg kafka.Message, a answer, log *zerolog.Logger) error {
+	msgs := make([]kafka.Message, 0, 2)
+	if a.dead != nil {
+		m, err := p.pub.DeadLetter(msg, *a.dead)
+		if err != nil {
+			return fmt.Errorf("building dead letter: %w", err)
+		}
+		msgs = append(msgs, m)
+	}
+	if a.outcome != nil {
+		m, err := p.pub.Outcome(msg.Key, *a.outcome)
+		if err != nil {
+			return fmt.Errorf("building outcome: %w", err)
+		}
+		msgs = append(msgs, m)
+	}
+	b := backoff.WithContext(backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(200*time.Millisecond),
+		backoff.WithMaxInterval(p.cfg.PublishRetryMaxInterval),
+		backoff.WithMaxElapsedTime(0),
+	), ctx)
+	return backoff.RetryNotify(func() error {
+		return p.pub.Publish(ctx, msgs...)
+	}, b, func(err error, wait time.Duration) {
+		log.Error().Err(err).Dur("retry_in", wait).Msg("writing the order's outcome failed; the order stays uncommitted")
+	})
+}
+
+func (p *Pipeline) logFinished(log *zerolog.Logger, o *schemas.Order, a answer, took time.Duration) {
+	ev := log.Info()
+	if a.outcome != nil {
+		ev = ev.Str("outcome", string(a.outcome.Status)).Int("attempts", a.outcome.Attempts)
+		if a.outcome.Failure != nil {
+			ev = ev.Str("reason", string(a.outcome.Failure.Reason))
+		}
+		if a.outcome.Subscriber != nil {
+			ev = ev.Str("subscriber_id", a.outcome.Subscriber.ID).Bool("already_existed", a.outcome.Subscriber.AlreadyExisted)
+		}
+	}
+	if a.dead != nil {
+		ev = ev.Bool("dead_lettered", true).Str("dlq_reason", a.dead.Reason).Str("error", redact.Text(a.dead.Message))
+		if o == nil && a.dead.OrderID != "" {
+			ev = ev.Str("order_id", a.dead.OrderID)
+		}
+	}
+	ev.Dur("took", took).Msg("order finished")
+}
+
+// EventID derives an outcome's event id from its order id: a name-based UUID
+// (version 5 layout over SHA-1), so a redelivered order yields the same id and
+// consumers of the outcomes topic can drop duplicates.
+func EventID(orderID string) string {
+	h := sha1.Sum([]byte("wholesale-provisioner/outcome/v1\x00" + orderID))
+	h[6] = (h[6] & 0x0f) | 0x50
+	h[8] = (h[8] & 0x3f) | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}

@@ -1,0 +1,131 @@
+// Package sample makes realistic subscriber orders, valid and not, for the demo,
+// the produce command, benchmarks and tests.
+package sample
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/acme-sp/wholesale-provisioner/schemas"
+)
+
+// CustomerID is the Webex Wholesale customer the sample orders belong to.
+const CustomerID = "Y2lzY29zcGFyazovL3VzL0NVU1RPTUVSL2RlbW8tY3VzdG9tZXI"
+
+// Order returns the i-th valid sample order. Every third one is a meetings
+// order; the others are calling orders with a phone number and an extension.
+func Order(runID string, i int, at time.Time) schemas.Order {
+	o := schemas.Order{
+		SchemaVersion: 1,
+		OrderID:       fmt.Sprintf("%s-%06d", runID, i),
+		Action:        schemas.ActionProvision,
+		OccurredAt:    at.UTC().Truncate(time.Millisecond),
+		CustomerID:    CustomerID,
+		Email:         fmt.Sprintf("user%06d.%s@acme.example", i, runID),
+		Packages:      []string{"webex_calling"},
+		ProvisioningParameters: schemas.ProvisioningParameters{
+			FirstName:          "User",
+			LastName:           fmt.Sprintf("N%06d", i),
+			PrimaryPhoneNumber: fmt.Sprintf("+1240555%04d", i%10000),
+			Extension:          fmt.Sprintf("%05d", 10000+i%90000),
+		},
+	}
+	if i%3 == 2 {
+		o.Packages = []string{"webex_meetings"}
+		o.ProvisioningParameters.PrimaryPhoneNumber = ""
+		o.ProvisioningParameters.Extension = ""
+	}
+	return o
+}
+
+// Key is the Kafka key of an order: its subscriber, so that every order of one
+// subscriber lands on one partition, in order.
+func Key(o schemas.Order) []byte {
+	return []byte(o.CustomerID + "/" + o.Email)
+}
+
+// Message returns the Kafka record of an order.
+func Message(o schemas.Order) kafka.Message {
+	v, err := json.Marshal(o)
+	if err != nil {
+		panic(fmt.Sprintf("encoding a sample order: %v", err)) // cannot happen: plain struct
+	}
+	return kafka.Message{
+		Key:   Key(o),
+		Value: v,
+		Headers: []kafka.Header{
+			{Key: "content-type", Value: []byte("application/json")},
+			{Key: "source", Value: []byte("billing-demo")},
+		},
+	}
+}
+
+// Malformed is a bad record with the answer it should get.
+type Malformed struct {
+	Name  string
+	Value []byte
+	// OrderID is the id the provisioner can still read (then it answers with a
+	// failed outcome as well as a dead letter), or "".
+	OrderID string
+}
+
+// MalformedRecords returns a few bad records of different kinds.
+func MalformedRecords(runID string) []Malformed {
+	good := Order(runID, 900001, time.Now())
+	missingEmail := toMap(good)
+	missingEmail["orderId"] = runID + "-bad-no-email"
+	delete(missingEmail, "email")
+	badPackage := toMap(good)
+	badPackage["orderId"] = runID + "-bad-package"
+	badPackage["packages"] = []string{"webex_teleportation"}
+	noPhone := toMap(Order(runID, 900003, time.Now())) // a calling order (i%3 != 2)
+	noPhone["orderId"] = runID + "-bad-no-phone"
+	noPhone["provisioningParameters"] = map[string]any{"firstName": "No", "lastName": "Phone"}
+	return []Malformed{
+		{Name: "invalid JSON", Value: []byte(`{"orderId": "` + runID + `-broken", "email": `)},
+		{Name: "missing email", Value: mustJSON(missingEmail), OrderID: runID + "-bad-no-email"},
+		{Name: "unknown package", Value: mustJSON(badPackage), OrderID: runID + "-bad-package"},
+		{Name: "calling package without phone or extension", Value: mustJSON(noPhone), OrderID: runID + "-bad-no-phone"},
+	}
+}
+
+func toMap(o schemas.Order) map[string]any {
+	var m map[string]any
+	if err := json.Unmarshal(mustJSON(o), &m); err != nil {
+		panic(err)
+	}
+	return m
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// Email domains that make the Webex simulator answer in particular ways (see
+// the webexsim package's Config).
+const (
+	RejectDomain  = "reject.example"
+	PendingDomain = "free.example"
+	ErrorDomain   = "error.example"
+)
+
+// WithDomain returns o for a subscriber in another email domain, with its own order id.
+func WithDomain(o schemas.Order, suffix, domain string) schemas.Order {
+	o.OrderID += "-" + suffix
+	at := len(o.Email)
+	for i := len(o.Email) - 1; i >= 0; i-- {
+		if o.Email[i] == '@' {
+			at = i
+			break
+		}
+	}
+	o.Email = o.Email[:at] + "@" + domain
+	return o
+}

@@ -1,0 +1,294 @@
+package provisioning
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// maxResponseBytes bounds how much of a response body is read, so that a broken or
+// hostile server cannot make the client allocate without limit.
+const maxResponseBytes = 1 << 20
+
+// TokenSource supplies the bearer token for each call. Implementations must be safe
+// for concurrent use; Token is called once per request, so it should be cheap.
+type TokenSource interface {
+	Token(ctx context.Context) (string, error)
+}
+
+// StaticToken is a TokenSource that always returns the same token.
+type StaticToken string
+
+// Token returns the token itself.
+func (t StaticToken) Token(context.Context) (string, error) {
+	if t == "" {
+		return "", errors.New("no Webex access token configured")
+	}
+	return string(t), nil
+}
+
+// ClientConfig configures a Client. The zero value of each optional field selects
+// the default given in its comment.
+type ClientConfig struct {
+	// BaseURL is the API root, e.g. https://webexapis.com/v1. Required.
+	BaseURL string
+	// Tokens supplies the bearer token. Required.
+	Tokens TokenSource
+	// RequestTimeout bounds one HTTP round trip, body included. Default 30s.
+	RequestTimeout time.Duration
+	// OnBehalfOfSubPartnerOrgID is sent as the onBehalfOfSubPartnerOrgId query
+	// parameter when set.
+	OnBehalfOfSubPartnerOrgID string
+	// Transport carries the requests. Default: a clone of http.DefaultTransport
+	// with enough idle connections for many concurrent callers.
+	Transport http.RoundTripper
+	// UserAgent is sent with every request. Default "wholesale-provisioner".
+	UserAgent string
+}
+
+// Client makes single calls to the Wholesale Subscribers API. It never retries:
+// retrying is the Workflow's job, so that there is exactly one retry layer. A
+// Client is safe for concurrent use.
+type Client struct {
+	base     *url.URL
+	basePath string
+	tokens   TokenSource
+	http     *http.Client
+	obo      string
+	ua       string
+	seq      atomic.Uint64
+}
+
+// NewClient returns a Client, or an error naming the setting to fix.
+func NewClient(cfg ClientConfig) (*Client, error) {
+	if cfg.BaseURL == "" {
+		return nil, errors.New("webex base URL is empty")
+	}
+	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("webex base URL %q is not an absolute URL like https://webexapis.com/v1", cfg.BaseURL)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return nil, fmt.Errorf("webex base URL %q must use https (or http for a local simulator)", cfg.BaseURL)
+	}
+	if cfg.Tokens == nil {
+		return nil, errors.New("no Webex token source configured")
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "wholesale-provisioner"
+	}
+	tr := cfg.Transport
+	if tr == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConns = 512
+		t.MaxIdleConnsPerHost = 512
+		tr = t
+	}
+	host := u.Host
+	return &Client{
+		base:     u,
+		basePath: u.Path,
+		tokens:   cfg.Tokens,
+		obo:      cfg.OnBehalfOfSubPartnerOrgID,
+		ua:       cfg.UserAgent,
+		http: &http.Client{
+			Transport: tr,
+			Timeout:   cfg.RequestTimeout,
+			// A redirect to another host could carry the bearer token elsewhere.
+			CheckRedirect: func(req *http.Request, via []*http.Request) error {
+				if req.URL.Host != host {
+					return fmt.Errorf("refusing redirect to another host %q", req.URL.Host)
+				}
+				if len(via) >= 3 {
+					return errors.New("too many redirects")
+				}
+				return nil
+			},
+		},
+	}, nil
+}
+
+// Precheck calls POST /wholesale/subscribers/validate. A 200 answer is returned as
+// is, whether or not it reports success; other answers are errors.
+func (c *Client) Precheck(ctx context.Context, req PrecheckRequest) (PrecheckResponse, error) {
+	var out PrecheckResponse
+	_, err := c.do(ctx, call{method: http.MethodPost, endpoint: PathValidate, path: PathValidate, idempotent: true, body: req}, &out)
+	return out, err
+}
+
+// Provision calls POST /wholesale/subscribers and returns the subscriber and the
+// HTTP status (200, or 202 when the user must consent to a migration).
+func (c *Client) Provision(ctx context.Context, req ProvisionRequest) (Subscriber, int, error) {
+	var out Subscriber
+	status, err := c.do(ctx, call{method: http.MethodPost, endpoint: PathSubscribers, path: PathSubscribers, body: req}, &out)
+	return out, status, err
+}
+
+// GetSubscriber calls GET /wholesale/subscribers/{id}.
+func (c *Client) GetSubscriber(ctx context.Context, id string) (Subscriber, error) {
+	var out Subscriber
+	_, err := c.do(ctx, call{method: http.MethodGet, endpoint: PathSubscribers + "/{id}", path: PathSubscribers + "/" + url.PathEscape(id), idempotent: true}, &out)
+	return out, err
+}
+
+// FindSubscriber looks up the customer's subscriber with the given email through
+// the list call (GET /wholesale/subscribers?email=&customerId=) and returns it, or
+// nil when there is none. The customer filter lets Webex match its own forms of
+// the customer id, which may differ from the one the order carries.
+func (c *Client) FindSubscriber(ctx context.Context, customerID, email string) (*Subscriber, error) {
+	var out SubscriberList
+	q := url.Values{"email": {email}, "customerId": {customerID}, "max": {"10"}}
+	if _, err := c.do(ctx, call{method: http.MethodGet, endpoint: PathSubscribers, path: PathSubscribers, query: q, idempotent: true}, &out); err != nil {
+		return nil, err
+	}
+	for i := range out.Items {
+		if strings.EqualFold(out.Items[i].Email, email) {
+			return &out.Items[i], nil
+		}
+	}
+	return nil, nil
+}
+
+type call struct {
+	method     string
+	endpoint   string // path template, safe to log and to use as a metric label
+	path       string
+	query      url.Values
+	idempotent bool
+	body       any
+}
+
+type trackingKey struct{}
+
+// WithTrackingPrefix returns a context whose calls send TrackingID headers that
+// start with prefix, so that Webex support can find one order's requests.
+func WithTrackingPrefix(ctx context.Context, prefix string) context.Context {
+	return context.WithValue(ctx, trackingKey{}, prefix)
+}
+
+func (c *Client) do(ctx context.Context, cl call, out any) (int, error) {
+	tok, err := c.tokens.Token(ctx)
+	if err != nil {
+		return 0, &TokenError{Err: err}
+	}
+	u := *c.base
+	u.Path = c.basePath + cl.path
+	q := cl.query
+	if c.obo != "" {
+		if q == nil {
+			q = url.Values{}
+		}
+		q.Set("onBehalfOfSubPartnerOrgId", c.obo)
+	}
+	if q != nil {
+		u.RawQuery = q.Encode()
+	}
+	var body io.Reader
+	if cl.body != nil {
+		b, err := json.Marshal(cl.body)
+		if err != nil {
+			return 0, fmt.Errorf("encoding %s %s request: %w", cl.method, cl.endpoint, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, u.String(), body)
+	if err != nil {
+		return 0, fmt.Errorf("building %s %s request: %w", cl.method, cl.endpoint, err)
+	}
+	prefix, _ := ctx.Value(trackingKey{}).(string)
+	if prefix == "" {
+		prefix = "wholesale-provisioner"
+	}
+	tracking := prefix + "_" + strconv.FormatUint(c.seq.Add(1), 10)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.ua)
+	req.Header.Set("TrackingID", tracking)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, &TransportError{Method: cl.method, Endpoint: cl.endpoint, Idempotent: cl.idempotent, TrackingID: tracking, Err: scrubURL(err)}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	if err != nil {
+		return resp.StatusCode, &TransportError{Method: cl.method, Endpoint: cl.endpoint, Idempotent: cl.idempotent, TrackingID: tracking, Err: fmt.Errorf("reading response body: %w", err), Status: resp.StatusCode}
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.StatusCode, newAPIError(cl, resp, data, tracking)
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			// The call may have taken effect; treat it like a lost answer.
+			return resp.StatusCode, &TransportError{Method: cl.method, Endpoint: cl.endpoint, Idempotent: cl.idempotent, TrackingID: tracking, Status: resp.StatusCode, Err: fmt.Errorf("decoding %d response: %w", resp.StatusCode, err)}
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// scrubURL drops the URL from a *url.Error: it can carry query parameters with
+// personal data (the email of a lookup), and the endpoint is reported separately.
+func scrubURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func newAPIError(cl call, resp *http.Response, data []byte, tracking string) *APIError {
+	e := &APIError{
+		Method:     cl.method,
+		Endpoint:   cl.endpoint,
+		Idempotent: cl.idempotent,
+		StatusCode: resp.StatusCode,
+		TrackingID: tracking,
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+	}
+	var eb ErrorBody
+	if json.Unmarshal(data, &eb) == nil {
+		e.Message = eb.Message
+		e.Errors = eb.Errors
+		if eb.TrackingID != "" {
+			e.TrackingID = eb.TrackingID
+		}
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	return e
+}
+
+// parseRetryAfter reads a Retry-After header given in seconds or as an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}

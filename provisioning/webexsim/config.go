@@ -1,0 +1,204 @@
+package webexsim
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// Defaults that New applies to the zero fields of a Config.
+const (
+	DefaultBasePath               = "/v1"
+	DefaultRetryAfter             = time.Second
+	DefaultPendingMigrationDomain = "free.example"
+	DefaultErrorDomain            = "error.example"
+	DefaultTimeoutHold            = 30 * time.Second
+)
+
+// Error codes that the simulator puts in its answers. Cisco does not publish the
+// codes of a failed precheck or of a failed provisioning: these two are the
+// simulator's own choice, so a client must not give them any meaning.
+const (
+	// PrecheckRejectCode is the errorCode of a precheck rejected because of the email.
+	PrecheckRejectCode = 10012
+	// ProvisioningErrorCode is the errorCode in errors[] of a subscriber whose
+	// provisioning ended in status "error".
+	ProvisioningErrorCode = 1234
+)
+
+// Config configures a Server. The zero value is a usable simulator: any bearer
+// token, no latency, no faults, no rate limit.
+type Config struct {
+	// BasePath is where the API is mounted, so that the base URL is
+	// http://host:port + BasePath. Default "/v1".
+	BasePath string
+
+	// Token is the accepted bearer token. "" accepts any non-empty bearer token.
+	// A missing or wrong token is answered 401. It can be changed with SetToken.
+	Token string
+
+	// Latency is added to every API call; the sleep ends early when the request's
+	// context is done. Default 0. It can be changed with SetLatency.
+	Latency time.Duration
+	// LatencyJitter adds a uniform extra latency of 0 to LatencyJitter. Default 0.
+	LatencyJitter time.Duration
+
+	// Faults are the probabilities of injected faults per API call. Default none.
+	// They can be changed with SetFaults.
+	Faults FaultRates
+	// RetryAfter is the Retry-After value (rounded up to whole seconds) of
+	// injected 429 and 423 answers. Default 1s.
+	RetryAfter time.Duration
+	// TimeoutHold is how long a call chosen for the Timeout fault is held when the
+	// client does not give up first. Default 30s.
+	TimeoutHold time.Duration
+
+	// RateLimit is the number of requests per second allowed across all API calls
+	// (a token bucket with a burst of max(1, RateLimit/10)). Calls above it are
+	// answered 429 with Retry-After: 1. Default 0: unlimited.
+	RateLimit float64
+
+	// PrecheckRejectEmails are emails (compared case-insensitively) whose precheck
+	// is rejected with 400 and PrecheckRejectCode. Default none.
+	PrecheckRejectEmails []string
+	// PrecheckRejectDomain rejects the precheck of every email in this domain,
+	// e.g. "reject.example". Default "": none. Only the precheck rejects: a
+	// provision call for such an email succeeds.
+	PrecheckRejectDomain string
+	// PrecheckInfoAsArray makes a successful precheck answer info as an array of
+	// one object, as the HTML reference page shows, instead of the single object
+	// of Cisco's OpenAPI description. Default false: an object.
+	PrecheckInfoAsArray bool
+
+	// PendingMigrationDomain holds the emails that already have a free Webex
+	// account: provisioning them is answered 202 with status
+	// "pending_user_migration", which never changes. Default "free.example".
+	PendingMigrationDomain string
+	// ErrorDomain holds the emails whose provisioning fails: the subscriber is
+	// created with status "provisioning" and then (after ProvisioningDelay, or at
+	// once for the next GET) shows status "error" with errors[] holding
+	// ProvisioningErrorCode. Default "error.example".
+	ErrorDomain string
+	// ProvisioningDelay, when positive, makes a new subscriber "provisioning"
+	// first and "provisioned" after this delay, as later GET and list calls show.
+	// Default 0: provisioned at once, as in Cisco's OpenAPI status enum.
+	ProvisioningDelay time.Duration
+
+	// Seed seeds the randomness of faults and jitter. Default 0: time-based.
+	Seed int64
+}
+
+// FaultRates are the probabilities, each from 0 to 1, of the faults injected
+// into API calls. One draw per call picks at most one of the status and
+// connection faults, so their sum must not exceed 1; LostResponse is drawn
+// separately. Faults are injected after authentication and the rate limit, and
+// before the endpoint acts, except LostResponse.
+type FaultRates struct {
+	// Status429 answers 429 with Retry-After (Config.RetryAfter).
+	Status429 float64 `json:"status429"`
+	// Status423 answers 423 with Retry-After (Config.RetryAfter).
+	Status423 float64 `json:"status423"`
+	// Status500 answers 500.
+	Status500 float64 `json:"status500"`
+	// Status502 answers 502.
+	Status502 float64 `json:"status502"`
+	// Status503 answers 503.
+	Status503 float64 `json:"status503"`
+	// Status504 answers 504.
+	Status504 float64 `json:"status504"`
+	// Timeout holds the call until the client gives up (its request context is
+	// done), Config.TimeoutHold has passed or Serve shuts down, then answers 504.
+	Timeout float64 `json:"timeout"`
+	// Reset closes the connection without an answer.
+	Reset float64 `json:"reset"`
+	// LostResponse applies to POST /wholesale/subscribers only: the endpoint acts
+	// (it creates the subscriber when it can), then its answer is replaced by 504,
+	// or by a connection reset when LostResponseAsReset is set, so that the client
+	// cannot know what happened.
+	LostResponse float64 `json:"lostResponse"`
+	// LostResponseAsReset makes a lost response a connection reset instead of 504.
+	LostResponseAsReset bool `json:"lostResponseAsReset"`
+}
+
+// zero reports whether no fault is enabled.
+func (f FaultRates) zero() bool {
+	return f.Status429 == 0 && f.Status423 == 0 && f.Status500 == 0 && f.Status502 == 0 &&
+		f.Status503 == 0 && f.Status504 == 0 && f.Timeout == 0 && f.Reset == 0 && f.LostResponse == 0
+}
+
+// Validate reports whether every rate is between 0 and 1 and the rates drawn
+// together add up to at most 1.
+func (f FaultRates) Validate() error {
+	rates := []struct {
+		name string
+		v    float64
+	}{
+		{"status429", f.Status429}, {"status423", f.Status423}, {"status500", f.Status500},
+		{"status502", f.Status502}, {"status503", f.Status503}, {"status504", f.Status504},
+		{"timeout", f.Timeout}, {"reset", f.Reset}, {"lostResponse", f.LostResponse},
+	}
+	sum := 0.0
+	for _, r := range rates {
+		if math.IsNaN(r.v) || r.v < 0 || r.v > 1 {
+			return fmt.Errorf("fault rate %s = %v: want a probability from 0 to 1", r.name, r.v)
+		}
+		if r.name != "lostResponse" {
+			sum += r.v
+		}
+	}
+	// A little slack, so that rates like 0.1 × 10 are not refused for rounding.
+	if sum > 1+1e-9 {
+		return fmt.Errorf("fault rates add up to %v: the status and connection faults must add up to at most 1", sum)
+	}
+	return nil
+}
+
+// setDefaults fills in the zero fields that have a non-zero default.
+func (c *Config) setDefaults() {
+	if c.BasePath == "" {
+		c.BasePath = DefaultBasePath
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.TimeoutHold == 0 {
+		c.TimeoutHold = DefaultTimeoutHold
+	}
+	if c.PendingMigrationDomain == "" {
+		c.PendingMigrationDomain = DefaultPendingMigrationDomain
+	}
+	if c.ErrorDomain == "" {
+		c.ErrorDomain = DefaultErrorDomain
+	}
+}
+
+// Validate reports the first invalid field of c, after defaults are applied.
+func (c Config) Validate() error {
+	c.setDefaults()
+	if !strings.HasPrefix(c.BasePath, "/") || (len(c.BasePath) > 1 && strings.HasSuffix(c.BasePath, "/")) {
+		return fmt.Errorf("base path %q: want a path that starts with / and does not end with /", c.BasePath)
+	}
+	if c.BasePath == "/_sim" || strings.HasPrefix(c.BasePath, adminPrefix) {
+		return fmt.Errorf("base path %q: %s is reserved for the admin endpoints", c.BasePath, adminPrefix)
+	}
+	switch {
+	case c.Latency < 0:
+		return errors.New("latency must not be negative")
+	case c.LatencyJitter < 0:
+		return errors.New("latency jitter must not be negative")
+	case c.RetryAfter < 0:
+		return errors.New("retry-after must not be negative")
+	case c.TimeoutHold < 0:
+		return errors.New("timeout hold must not be negative")
+	case c.ProvisioningDelay < 0:
+		return errors.New("provisioning delay must not be negative")
+	case math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) || c.RateLimit < 0:
+		return fmt.Errorf("rate limit %v: want a finite number of requests per second, 0 for none", c.RateLimit)
+	}
+	if err := c.Faults.Validate(); err != nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+// Package webexsim is an in-memory simulator of the Webex for Wholesale Subscribers API with fault
+// injection, for tests, the demo, benchmarks and standalone use.
+package webexsim

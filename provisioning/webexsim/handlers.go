@@ -1,0 +1,454 @@
+package webexsim
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/acme-sp/wholesale-provisioner/provisioning"
+)
+
+// Packages known to the API. The deprecated package field takes the legacy
+// set; the packages array also takes the add-ons and contact-center packages.
+const (
+	pkgCalling         = "webex_calling"
+	pkgMeetings        = "webex_meetings"
+	pkgSuite           = "webex_suite"
+	pkgVoice           = "webex_voice"
+	pkgCXEssentials    = "cx_essentials"
+	pkgCallingStandard = "webex_calling_standard"
+	pkgAttendant       = "attendant_console"
+	pkgCXPremiumAgent  = "cx_premium_agent"
+	pkgCXStandardAgent = "cx_standard_agent"
+)
+
+var (
+	legacyPackages = map[string]bool{
+		pkgCalling: true, pkgMeetings: true, pkgSuite: true, pkgVoice: true,
+		pkgCXEssentials: true, pkgCallingStandard: true,
+	}
+	arrayPackages = map[string]bool{
+		pkgCalling: true, pkgMeetings: true, pkgSuite: true, pkgVoice: true,
+		pkgCXEssentials: true, pkgCallingStandard: true,
+		pkgAttendant: true, pkgCXPremiumAgent: true, pkgCXStandardAgent: true,
+	}
+	// callingPackages need a primary phone number, an extension or both.
+	callingPackages = map[string]bool{
+		pkgCalling: true, pkgCallingStandard: true, pkgSuite: true, pkgVoice: true, pkgCXEssentials: true,
+	}
+	// attendantBases are the packages attendant_console depends on.
+	attendantBases = map[string]bool{pkgCalling: true, pkgSuite: true, pkgCXEssentials: true}
+)
+
+// Base64 of "ciscospark://us/SUBSCRIBER/" and "ciscospark://us/PEOPLE/", the
+// prefixes of Webex ids.
+const (
+	subscriberIDPrefix = "ciscospark://us/SUBSCRIBER/"
+	personIDPrefix     = "ciscospark://us/PEOPLE/"
+)
+
+const (
+	maxBodyBytes = 1 << 20
+	timeLayout   = "2006-01-02T15:04:05.000Z" // RFC 3339 with milliseconds, in UTC
+)
+
+// Messages of the answers that clients may want to recognise.
+const (
+	msgPackageChoice = "Either packages or package field is required but not both."
+	msgEmailInUse    = "The email is already associated with an existing user."
+	msgPrecheckOK    = "Provisioning Precheck validation successful."
+	msgNotFound      = "Subscriber not found."
+)
+
+// provisionBody is the body of the provision and update calls. It reuses
+// provisioning.ProvisionRequest but takes provisioningParameters as a pointer,
+// which hides the embedded field, so that a missing object can be told from an
+// empty one: the provision call requires it.
+type provisionBody struct {
+	provisioning.ProvisionRequest
+	ProvisioningParameters *provisioning.ProvisioningParameters `json:"provisioningParameters"`
+}
+
+// decodeJSON reads the JSON body of r into v. It returns false and the answer
+// to give when the body is not JSON.
+func decodeJSON(r *http.Request, v any) (reply, bool) {
+	mediaType, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	if !strings.EqualFold(strings.TrimSpace(mediaType), "application/json") {
+		return errReply(http.StatusUnsupportedMediaType, "The request body must be sent with Content-Type application/json."), false
+	}
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, maxBodyBytes+1)); err != nil {
+		return errReply(http.StatusBadRequest, "The request body could not be read."), false
+	}
+	if buf.Len() > maxBodyBytes {
+		return errReply(http.StatusBadRequest, "The request body is too large."), false
+	}
+	if err := json.Unmarshal(buf.Bytes(), v); err != nil {
+		return errReply(http.StatusBadRequest, "The request body is not valid JSON."), false
+	}
+	return reply{}, true
+}
+
+// emailKey returns the lower-cased email and its domain, or ok false when the
+// email is not of the form local@domain.
+func emailKey(email string) (key, domain string, ok bool) {
+	key = strings.ToLower(strings.TrimSpace(email))
+	local, domain, found := strings.Cut(key, "@")
+	if !found || local == "" || domain == "" || strings.ContainsAny(domain, "@ \t") || strings.ContainsAny(local, " \t") {
+		return "", "", false
+	}
+	return key, domain, true
+}
+
+// checkPackages validates the package choice of a request and returns the
+// packages it names. When required is false, naming none is allowed.
+func checkPackages(pkg string, pkgs []string, required bool) ([]string, reply, bool) {
+	switch {
+	case pkg != "" && pkgs != nil:
+		return nil, errReply(http.StatusBadRequest, msgPackageChoice), false
+	case pkg == "" && pkgs == nil:
+		if required {
+			return nil, errReply(http.StatusBadRequest, msgPackageChoice), false
+		}
+		return nil, reply{}, true
+	case pkg != "":
+		if !legacyPackages[pkg] {
+			return nil, errReply(http.StatusBadRequest, "Invalid package: "+strconv.Quote(pkg)+"."), false
+		}
+		return []string{pkg}, reply{}, true
+	}
+	if len(pkgs) == 0 {
+		return nil, errReply(http.StatusBadRequest, "The packages field must name a package."), false
+	}
+	bases, attendant, attendantBase := 0, false, false
+	for i, p := range pkgs {
+		if !arrayPackages[p] {
+			return nil, errReply(http.StatusBadRequest, "Invalid package: "+strconv.Quote(p)+"."), false
+		}
+		for _, q := range pkgs[:i] {
+			if q == p {
+				return nil, errReply(http.StatusBadRequest, "Duplicate package: "+strconv.Quote(p)+"."), false
+			}
+		}
+		if p == pkgAttendant {
+			attendant = true
+			continue
+		}
+		bases++
+		attendantBase = attendantBase || attendantBases[p]
+	}
+	// The API takes one package today; attendant_console is an add-on to one of
+	// its bases, which is the only way to name two.
+	if bases > 1 {
+		return nil, errReply(http.StatusBadRequest, "Only one package is accepted in packages."), false
+	}
+	if attendant && !attendantBase {
+		return nil, errReply(http.StatusBadRequest, "attendant_console is dependent on: webex_calling, webex_suite, cx_essentials."), false
+	}
+	return pkgs, reply{}, true
+}
+
+// basePackage returns the package mirrored into the deprecated package field.
+func basePackage(pkgs []string) string {
+	for _, p := range pkgs {
+		if p != pkgAttendant {
+			return p
+		}
+	}
+	return ""
+}
+
+func needsNumber(pkgs []string) bool {
+	for _, p := range pkgs {
+		if callingPackages[p] {
+			return true
+		}
+	}
+	return false
+}
+
+func hasNumber(pp *provisioning.ProvisioningParameters) bool {
+	return pp != nil && (strings.TrimSpace(pp.PrimaryPhoneNumber) != "" || strings.TrimSpace(pp.Extension) != "")
+}
+
+func numberMissing() reply {
+	return errReply(http.StatusBadRequest,
+		"A primary phone number, extension, or both must be supplied when assigning a calling-enabled package.")
+}
+
+func emailInUse() reply {
+	return errReply(http.StatusConflict, msgEmailInUse,
+		provisioning.ErrorItem{ErrorCode: provisioning.CodeEmailInUse, Description: msgEmailInUse})
+}
+
+// precheck serves POST /wholesale/subscribers/validate.
+func (s *Server) precheck(r *http.Request) reply {
+	var req provisioning.PrecheckRequest
+	if rep, ok := decodeJSON(r, &req); !ok {
+		return rep
+	}
+	if strings.TrimSpace(req.Email) == "" {
+		return errReply(http.StatusBadRequest, "The email field is required.")
+	}
+	key, domain, ok := emailKey(req.Email)
+	if !ok {
+		return errReply(http.StatusBadRequest, "The email field is not a valid email address.")
+	}
+	if req.CustomerInfo != nil && strings.TrimSpace(req.CustomerInfo.PrimaryEmail) == "" {
+		return errReply(http.StatusBadRequest, "The customerInfo.primaryEmail field is required when customerInfo is sent.")
+	}
+	pkgs, rep, ok := checkPackages(req.Package, req.Packages, false)
+	if !ok {
+		return rep
+	}
+	if needsNumber(pkgs) && !hasNumber(req.ProvisioningParameters) {
+		return numberMissing()
+	}
+	if s.store.hasEmail(key) {
+		return emailInUse()
+	}
+	if _, rejected := s.rejectEmails[key]; rejected || (s.rejectDomain != "" && domain == s.rejectDomain) {
+		const msg = "Precheck failed: the email domain is not allowed for this customer."
+		return errReply(http.StatusBadRequest, msg,
+			provisioning.ErrorItem{ErrorCode: PrecheckRejectCode, Description: msg})
+	}
+	info := provisioning.PrecheckInfo{InfoCode: provisioning.PrecheckSuccessCode, Description: msgPrecheckOK}
+	if s.cfg.PrecheckInfoAsArray {
+		return reply{status: http.StatusOK, body: &provisioning.PrecheckResponse{
+			Message: "success", Info: provisioning.PrecheckInfos{info},
+		}}
+	}
+	return reply{status: http.StatusOK, body: &precheckObject{Message: "success", Info: info}}
+}
+
+// precheckObject is the precheck answer with info as an object, the form of
+// Cisco's OpenAPI description; provisioning.PrecheckResponse encodes an array.
+type precheckObject struct {
+	Message string                    `json:"message"`
+	Info    provisioning.PrecheckInfo `json:"info"`
+}
+
+// create serves POST /wholesale/subscribers.
+func (s *Server) create(r *http.Request) reply {
+	var req provisionBody
+	if rep, ok := decodeJSON(r, &req); !ok {
+		return rep
+	}
+	if strings.TrimSpace(req.Email) == "" {
+		return errReply(http.StatusBadRequest, "The email field is required.")
+	}
+	key, domain, ok := emailKey(req.Email)
+	if !ok {
+		return errReply(http.StatusBadRequest, "The email field is not a valid email address.")
+	}
+	s.stats.createCall(key)
+	switch {
+	case strings.TrimSpace(req.CustomerID) == "":
+		return errReply(http.StatusBadRequest, "The customerId field is required.")
+	case req.ProvisioningParameters == nil:
+		return errReply(http.StatusBadRequest, "The provisioningParameters field is required.")
+	}
+	pkgs, rep, ok := checkPackages(req.Package, req.Packages, true)
+	if !ok {
+		return rep
+	}
+	if needsNumber(pkgs) && !hasNumber(req.ProvisioningParameters) {
+		return numberMissing()
+	}
+	// Refuse a known email before building the record: duplicates are common in
+	// the tests (redelivered orders) and the insert below checks again anyway.
+	if s.store.hasEmail(key) {
+		return emailInUse()
+	}
+
+	now := time.Now().UTC()
+	stamp := now.Format(timeLayout)
+	rec := &record{key: key, sub: provisioning.Subscriber{
+		ID:                 webexID(subscriberIDPrefix),
+		Email:              strings.TrimSpace(req.Email),
+		CustomerID:         req.CustomerID,
+		ExternalCustomerID: externalCustomerID(req.CustomerID),
+		Package:            basePackage(pkgs),
+		Packages:           pkgs,
+		Created:            stamp,
+		LastStatusChange:   stamp,
+	}}
+	status := http.StatusOK
+	switch {
+	case domain == s.pendingDom:
+		status = http.StatusAccepted
+		rec.sub.Status = provisioning.SubscriberPendingUserMigration
+	case domain == s.errorDom:
+		rec.sub.Status = provisioning.SubscriberProvisioning
+		at := now.Add(s.cfg.ProvisioningDelay)
+		rec.settle = &settlement{
+			at:     at,
+			status: provisioning.SubscriberError,
+			errors: []provisioning.ErrorItem{{
+				ErrorCode:   ProvisioningErrorCode,
+				Description: "Provisioning the subscriber failed.",
+			}},
+			lastStatusChange: at.Format(timeLayout),
+		}
+	case s.cfg.ProvisioningDelay > 0:
+		rec.sub.Status = provisioning.SubscriberProvisioning
+		at := now.Add(s.cfg.ProvisioningDelay)
+		rec.settle = &settlement{
+			at:               at,
+			status:           provisioning.SubscriberProvisioned,
+			personID:         webexID(personIDPrefix),
+			lastStatusChange: at.Format(timeLayout),
+		}
+	default:
+		rec.sub.Status = provisioning.SubscriberProvisioned
+		rec.sub.PersonID = webexID(personIDPrefix)
+	}
+	// Copy the answer before the insert publishes rec to concurrent updates.
+	answer := rec.sub
+	if !s.store.insert(rec) {
+		return emailInUse()
+	}
+	s.stats.created(key)
+	return reply{
+		status:   status,
+		body:     &answer,
+		location: s.absoluteURL(r, s.base+provisioning.PathSubscribers+"/"+rec.sub.ID),
+	}
+}
+
+// get serves GET /wholesale/subscribers/{id}.
+func (s *Server) get(id string) reply {
+	sub, ok := s.store.get(id, time.Now())
+	if !ok {
+		return errReply(http.StatusNotFound, msgNotFound)
+	}
+	return reply{status: http.StatusOK, body: &sub}
+}
+
+// list serves GET /wholesale/subscribers.
+func (s *Server) list(r *http.Request) reply {
+	q := r.URL.Query()
+	limit := 50
+	if v := q.Get("max"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return errReply(http.StatusBadRequest, "The max parameter must be an integer from 1 to 100.")
+		}
+		limit = n
+	}
+	offset := 0
+	if v := q.Get("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return errReply(http.StatusBadRequest, "The offset parameter must be an integer of 0 or more.")
+		}
+		offset = n
+	}
+	f := listFilter{
+		customerID:         q.Get("customerId"),
+		emailKey:           strings.ToLower(strings.TrimSpace(q.Get("email"))),
+		status:             q.Get("status"),
+		personID:           q.Get("personId"),
+		externalCustomerID: q.Get("externalCustomerId"),
+	}
+	items, more := s.store.list(&f, offset, limit, time.Now())
+	rep := reply{status: http.StatusOK, body: &provisioning.SubscriberList{Items: items}}
+	if more {
+		q.Set("max", strconv.Itoa(limit))
+		q.Set("offset", strconv.Itoa(offset+len(items)))
+		rep.link = "<" + s.absoluteURL(r, r.URL.Path+"?"+q.Encode()) + `>; rel="next"`
+	}
+	return rep
+}
+
+// update serves PUT /wholesale/subscribers/{id}: it replaces the packages.
+func (s *Server) update(r *http.Request, id string) reply {
+	var req provisionBody
+	if rep, ok := decodeJSON(r, &req); !ok {
+		return rep
+	}
+	pkgs, rep, ok := checkPackages(req.Package, req.Packages, true)
+	if !ok {
+		return rep
+	}
+	old, found := s.store.packagesOf(id)
+	if !found {
+		return errReply(http.StatusNotFound, msgNotFound)
+	}
+	// A number is only needed when a subscriber without calling gets it.
+	if needsNumber(pkgs) && !needsNumber(old) && !hasNumber(req.ProvisioningParameters) {
+		return numberMissing()
+	}
+	sub, found := s.store.update(id, pkgs, basePackage(pkgs), time.Now())
+	if !found {
+		return errReply(http.StatusNotFound, msgNotFound)
+	}
+	return reply{status: http.StatusOK, body: &sub}
+}
+
+// remove serves DELETE /wholesale/subscribers/{id}.
+func (s *Server) remove(id string) reply {
+	if !s.store.remove(id) {
+		return errReply(http.StatusNotFound, msgNotFound)
+	}
+	return reply{status: http.StatusNoContent}
+}
+
+// absoluteURL returns the URL of path on the host the client called.
+func (s *Server) absoluteURL(r *http.Request, path string) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + path
+}
+
+// webexID returns a new id in the form of Webex ids: the unpadded URL-safe
+// base64 of prefix followed by a random UUID.
+func webexID(prefix string) string {
+	var raw [64]byte
+	b := append(raw[:0], prefix...)
+	b = appendUUID(b, rand.Uint64(), rand.Uint64())
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// appendUUID appends the version 4 UUID made of hi and lo.
+func appendUUID(b []byte, hi, lo uint64) []byte {
+	var u [16]byte
+	for i := range 8 {
+		u[i] = byte(hi >> (56 - 8*i))
+		u[8+i] = byte(lo >> (56 - 8*i))
+	}
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var h [32]byte
+	hex.Encode(h[:], u[:])
+	b = append(b, h[0:8]...)
+	b = append(b, '-')
+	b = append(b, h[8:12]...)
+	b = append(b, '-')
+	b = append(b, h[12:16]...)
+	b = append(b, '-')
+	b = append(b, h[16:20]...)
+	b = append(b, '-')
+	return append(b, h[20:32]...)
+}
+
+// externalCustomerID derives a stable external id from a customer id, since the
+// simulator has no customer records: the same customer always gets the same one.
+func externalCustomerID(customerID string) string {
+	sum := sha1.Sum([]byte(customerID))
+	var raw [36]byte
+	return string(appendUUID(raw[:0], binary.BigEndian.Uint64(sum[:8]), binary.BigEndian.Uint64(sum[8:16])))
+}

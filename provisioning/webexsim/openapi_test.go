@@ -1,0 +1,149 @@
+package webexsim_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/acme-sp/wholesale-provisioner/provisioning"
+	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
+)
+
+// openAPIPath finds Cisco's OpenAPI description, which is not part of this
+// repository: $WEBEX_OPENAPI, else the shared copy beside the checkout.
+func openAPIPath(t *testing.T) string {
+	t.Helper()
+	candidates := []string{
+		os.Getenv("WEBEX_OPENAPI"),
+		filepath.Join("..", "..", "..", "shared", "webex-api", "webex-wholesale.openapi.json"),
+	}
+	for _, p := range candidates {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Skip("Cisco's OpenAPI description not found: set WEBEX_OPENAPI to webex-wholesale.openapi.json")
+	return ""
+}
+
+// TestOpenAPIConformance checks the simulator's default answers against
+// Cisco's OpenAPI description: each path, method and status is documented, and
+// each success body validates against its schema.
+func TestOpenAPIConformance(t *testing.T) {
+	path := openAPIPath(t)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec struct {
+		Paths map[string]map[string]struct {
+			Responses map[string]json.RawMessage `json:"responses"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		t.Fatalf("decoding %s: %v", path, err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const specURL = "file:///webex-wholesale.openapi.json"
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft4) // OpenAPI 3.0 schemas are closest to draft 4
+	if err := c.AddResource(specURL, doc); err != nil {
+		t.Fatal(err)
+	}
+	schema := func(name string) *jsonschema.Schema {
+		t.Helper()
+		sch, err := c.Compile(specURL + "#/components/schemas/" + name)
+		if err != nil {
+			t.Fatalf("compiling schema %s: %v", name, err)
+		}
+		return sch
+	}
+	subscriber, list, precheck, errItem := schema("Subscriber"), schema("SubscriberListResponse"),
+		schema("SubscriberProvisioningPrecheckResponse"), schema("Error")
+
+	// Guard against a validation that passes everything.
+	bogus, _ := jsonschema.UnmarshalJSON(bytes.NewReader([]byte(`{"id":"x","status":"bogus"}`)))
+	if subscriber.Validate(bogus) == nil {
+		t.Fatal("the Subscriber schema accepts an unknown status: validation is not working")
+	}
+
+	h := newHarness(t, webexsim.Config{})
+	check := func(template, method string, res result, sch *jsonschema.Schema) {
+		t.Helper()
+		op, ok := spec.Paths[template][method]
+		if !ok {
+			t.Errorf("%s %s is not in the OpenAPI description", method, template)
+			return
+		}
+		if _, ok := op.Responses[strconv.Itoa(res.status)]; !ok {
+			t.Errorf("%s %s: status %d is not documented", method, template, res.status)
+		}
+		if sch == nil {
+			return
+		}
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(res.body))
+		if err != nil {
+			t.Fatalf("%s %s: body %s: %v", method, template, res.body, err)
+		}
+		if err := sch.Validate(inst); err != nil {
+			t.Errorf("%s %s: body %s does not conform: %v", method, template, res.body, err)
+		}
+	}
+	const (
+		collection = "/wholesale/subscribers"
+		item       = "/wholesale/subscribers/{subscriberId}"
+		validate   = "/wholesale/subscribers/validate"
+	)
+
+	res := h.do(call{method: http.MethodPost, path: provisioning.PathValidate, body: provisioning.PrecheckRequest{Email: "a@acme.example"}})
+	check(validate, "post", res, precheck)
+
+	res = h.create(customerA, "a@acme.example")
+	check(collection, "post", res, subscriber)
+	sub := res.subscriber(t)
+	check(collection, "post", h.create(customerA, "p@free.example"), subscriber) // 202
+
+	check(item, "get", h.do(call{method: http.MethodGet, path: provisioning.PathSubscribers + "/" + sub.ID}), subscriber)
+	check(collection, "get", h.do(call{method: http.MethodGet, path: provisioning.PathSubscribers + "?max=1"}), list)
+	check(item, "put", h.do(call{method: http.MethodPut, path: provisioning.PathSubscribers + "/" + sub.ID,
+		body: map[string]any{"packages": []string{"webex_suite"}}}), subscriber)
+
+	// Error answers: the status is documented and the errors items are Error objects.
+	checkErr := func(template, method string, res result) {
+		t.Helper()
+		check(template, method, res, nil)
+		for _, e := range res.errorBody(t).Errors {
+			b, _ := json.Marshal(e)
+			inst, _ := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+			if err := errItem.Validate(inst); err != nil {
+				t.Errorf("%s %s: error item %s does not conform: %v", method, template, b, err)
+			}
+		}
+	}
+	checkErr(collection, "post", h.create(customerB, "a@acme.example"))
+	checkErr(validate, "post", h.do(call{method: http.MethodPost, path: provisioning.PathValidate, body: provisioning.PrecheckRequest{Email: "a@acme.example"}}))
+	checkErr(item, "get", h.do(call{method: http.MethodGet, path: provisioning.PathSubscribers + "/nope"}))
+	checkErr(collection, "get", h.do(call{method: http.MethodGet, path: provisioning.PathSubscribers + "?max=500"}))
+	checkErr(collection, "get", h.do(call{method: http.MethodGet, path: provisioning.PathSubscribers, token: strp("bad")}))
+	checkErr(collection, "post", h.do(call{method: http.MethodPost, path: provisioning.PathSubscribers, body: "{}", contentType: strp("text/plain")}))
+
+	res = h.do(call{method: http.MethodDelete, path: provisioning.PathSubscribers + "/" + sub.ID})
+	check(item, "delete", res, nil)
+
+	for _, f := range []webexsim.FaultRates{{Status429: 1}, {Status423: 1}, {Status500: 1}, {Status502: 1}, {Status503: 1}, {Status504: 1}} {
+		h.sim.SetFaults(f)
+		checkErr(collection, "get", h.do(call{method: http.MethodGet, path: provisioning.PathSubscribers}))
+	}
+}

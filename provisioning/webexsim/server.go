@@ -1,0 +1,482 @@
+package webexsim
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/acme-sp/wholesale-provisioner/provisioning"
+)
+
+// Server is the simulator. It implements http.Handler: the API is served under
+// Config.BasePath and the admin endpoints, which take no token, under /_sim/.
+// A Server is safe for concurrent use; its setters may be called while it serves.
+type Server struct {
+	cfg  Config // with defaults; read-only after New
+	base string
+
+	token   atomic.Pointer[string]
+	faults  atomic.Pointer[FaultRates] // nil when no fault is enabled: the fast path
+	latency atomic.Int64               // nanoseconds
+	limiter *rate.Limiter              // nil when unlimited
+
+	rejectEmails map[string]struct{} // lower-cased; read-only after New
+	rejectDomain string
+	pendingDom   string
+	errorDom     string
+
+	rngMu sync.Mutex
+	rng   *rand.Rand
+
+	trackingPrefix string
+	trackingSeq    atomic.Uint64
+
+	store *store
+	stats counters
+}
+
+// New returns a simulator configured by cfg, with the defaults documented on
+// Config. It panics if cfg.Validate reports an error: call Validate first to
+// get the error instead.
+func New(cfg Config) *Server {
+	if err := cfg.Validate(); err != nil {
+		panic("webexsim: invalid config: " + err.Error())
+	}
+	cfg.setDefaults()
+	seed := uint64(cfg.Seed)
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	s := &Server{
+		cfg:          cfg,
+		base:         strings.TrimSuffix(cfg.BasePath, "/"),
+		rejectEmails: make(map[string]struct{}, len(cfg.PrecheckRejectEmails)),
+		rejectDomain: strings.ToLower(strings.TrimSpace(cfg.PrecheckRejectDomain)),
+		pendingDom:   strings.ToLower(strings.TrimSpace(cfg.PendingMigrationDomain)),
+		errorDom:     strings.ToLower(strings.TrimSpace(cfg.ErrorDomain)),
+		rng:          rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		store:        newStore(),
+	}
+	for _, e := range cfg.PrecheckRejectEmails {
+		s.rejectEmails[strings.ToLower(strings.TrimSpace(e))] = struct{}{}
+	}
+	s.trackingPrefix = "WEBEXSIM_" + strconv.FormatUint(s.rng.Uint64()&0xffffffff, 16) + "_"
+	s.SetToken(cfg.Token)
+	s.SetFaults(cfg.Faults)
+	s.SetLatency(cfg.Latency)
+	if cfg.RateLimit > 0 {
+		burst := max(1, int(cfg.RateLimit/10))
+		s.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), burst)
+	}
+	return s
+}
+
+// SetToken sets the accepted bearer token; "" accepts any non-empty token.
+// Calls already past authentication are not affected.
+func (s *Server) SetToken(tok string) {
+	s.token.Store(&tok)
+}
+
+// SetFaults replaces the fault rates. It panics if f.Validate reports an error.
+func (s *Server) SetFaults(f FaultRates) {
+	if err := f.Validate(); err != nil {
+		panic("webexsim: invalid fault rates: " + err.Error())
+	}
+	if f.zero() {
+		s.faults.Store(nil)
+		return
+	}
+	s.faults.Store(&f)
+}
+
+// Faults returns the current fault rates.
+func (s *Server) Faults() FaultRates {
+	if f := s.faults.Load(); f != nil {
+		return *f
+	}
+	return FaultRates{}
+}
+
+// SetLatency replaces the latency added to every API call; a negative d is 0.
+func (s *Server) SetLatency(d time.Duration) {
+	s.latency.Store(int64(max(d, 0)))
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	st := s.stats.snapshot()
+	st.Subscribers = s.store.len()
+	return st
+}
+
+// CreateCalls returns the number of POST /wholesale/subscribers calls that
+// reached the endpoint with this email (compared case-insensitively),
+// whatever their answer, lost responses included.
+func (s *Server) CreateCalls(email string) int {
+	return s.stats.forEmail(email).calls
+}
+
+// SuccessfulCreates returns the number of subscribers created for this email
+// (compared case-insensitively).
+func (s *Server) SuccessfulCreates(email string) int {
+	return s.stats.forEmail(email).creates
+}
+
+// MaxSuccessfulCreates returns the largest SuccessfulCreates over all emails.
+func (s *Server) MaxSuccessfulCreates() int {
+	return s.stats.maxCreatesPerEmail()
+}
+
+// Subscribers returns every stored subscriber as it is now, in creation order.
+func (s *Server) Subscribers() []provisioning.Subscriber {
+	return s.store.all(time.Now())
+}
+
+// Reset removes every subscriber and zeroes the counters. The token, faults,
+// latency and rate limit are kept.
+func (s *Server) Reset() {
+	s.store.reset()
+	s.stats.reset()
+}
+
+// BaseURL returns the API's base URL for a simulator reached at hostURL, e.g.
+// BaseURL("http://127.0.0.1:8080") is "http://127.0.0.1:8080/v1".
+func (s *Server) BaseURL(hostURL string) string {
+	return strings.TrimSuffix(hostURL, "/") + s.base
+}
+
+// ServeHTTP serves the API under the base path and the admin endpoints under
+// /_sim/. An API call goes through, in order: latency, authentication (401),
+// the rate limit (429), injected faults, then the endpoint (405 for a wrong
+// method), with LostResponse applied last. Unknown paths are answered 404
+// without authentication. A call whose client gives up during the latency is
+// answered 504, which nobody reads, and counted so.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	if strings.HasPrefix(path, adminPrefix) {
+		s.serveAdmin(w, r)
+		return
+	}
+	ep, id, known := s.route(r.Method, path)
+	if !known {
+		s.finish(w, r, epOther, errReply(http.StatusNotFound, "The requested resource could not be found."))
+		return
+	}
+	if !s.delay(r.Context()) {
+		// The client gave up: nobody will read this answer, but a handler that
+		// wrote nothing would be answered 200 by net/http.
+		s.finish(w, r, ep, errReply(http.StatusGatewayTimeout, "The request timed out."))
+		return
+	}
+	if !s.authorized(r) {
+		s.finish(w, r, ep, errReply(http.StatusUnauthorized,
+			"The request requires a valid access token set in the Authorization request header."))
+		return
+	}
+	if s.limiter != nil && !s.limiter.Allow() {
+		s.stats.rateLimited.Add(1)
+		rep := errReply(http.StatusTooManyRequests, "Too many requests have been sent in a given amount of time.")
+		rep.retryAfter = "1"
+		s.finish(w, r, ep, rep)
+		return
+	}
+	f := s.faults.Load()
+	if f != nil && s.injectFault(w, r, ep, f) {
+		return
+	}
+
+	var rep reply
+	switch ep {
+	case epPrecheck:
+		rep = s.precheck(r)
+	case epList:
+		rep = s.list(r)
+	case epCreate:
+		rep = s.create(r)
+	case epGet:
+		rep = s.get(id)
+	case epUpdate:
+		rep = s.update(r, id)
+	case epDelete:
+		rep = s.remove(id)
+	default:
+		rep = errReply(http.StatusMethodNotAllowed, "The request was made to a resource using an HTTP request method that is not supported.")
+		rep.allow = s.allowed(path)
+	}
+
+	if ep == epCreate && f != nil && f.LostResponse > 0 && s.float64() < f.LostResponse {
+		s.stats.injectedFaults.Add(1)
+		s.stats.lostResponses.Add(1)
+		if f.LostResponseAsReset {
+			s.stats.record(ep, 0)
+			abort(w)
+			return
+		}
+		rep = errReply(http.StatusGatewayTimeout, "An upstream server failed to respond on time.")
+	}
+	s.finish(w, r, ep, rep)
+}
+
+// route maps a method and path to an endpoint and the subscriber id it names.
+// known is false for a path outside the API, and a wrong method on a known
+// path gives epOther.
+func (s *Server) route(method, path string) (ep endpoint, id string, known bool) {
+	rest, ok := strings.CutPrefix(path, s.base)
+	if !ok {
+		return epOther, "", false
+	}
+	switch {
+	case rest == provisioning.PathSubscribers:
+		switch method {
+		case http.MethodGet:
+			return epList, "", true
+		case http.MethodPost:
+			return epCreate, "", true
+		}
+		return epOther, "", true
+	case rest == provisioning.PathValidate:
+		if method == http.MethodPost {
+			return epPrecheck, "", true
+		}
+		return epOther, "", true
+	}
+	id, ok = strings.CutPrefix(rest, provisioning.PathSubscribers+"/")
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return epOther, "", false
+	}
+	switch method {
+	case http.MethodGet:
+		return epGet, id, true
+	case http.MethodPut:
+		return epUpdate, id, true
+	case http.MethodDelete:
+		return epDelete, id, true
+	}
+	return epOther, id, true
+}
+
+// allowed returns the Allow header of a known API path.
+func (s *Server) allowed(path string) string {
+	switch strings.TrimPrefix(path, s.base) {
+	case provisioning.PathSubscribers:
+		return "GET, POST"
+	case provisioning.PathValidate:
+		return "POST"
+	}
+	return "GET, PUT, DELETE"
+}
+
+// delay sleeps for the latency and jitter. It returns false when the request's
+// context ended first.
+func (s *Server) delay(ctx context.Context) bool {
+	d := time.Duration(s.latency.Load())
+	if j := s.cfg.LatencyJitter; j > 0 {
+		s.rngMu.Lock()
+		d += time.Duration(s.rng.Int64N(int64(j) + 1))
+		s.rngMu.Unlock()
+	}
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// authorized checks the bearer token of r.
+func (s *Server) authorized(r *http.Request) bool {
+	const prefix = "Bearer "
+	h := r.Header.Get("Authorization")
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return false
+	}
+	tok := strings.TrimSpace(h[len(prefix):])
+	if tok == "" {
+		return false
+	}
+	want := *s.token.Load()
+	return want == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(want)) == 1
+}
+
+func (s *Server) float64() float64 {
+	s.rngMu.Lock()
+	x := s.rng.Float64()
+	s.rngMu.Unlock()
+	return x
+}
+
+// injectFault draws the fault of one call and, when there is one, answers the
+// call and reports true.
+func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, ep endpoint, f *FaultRates) bool {
+	x := s.float64()
+	var rep reply
+	c := 0.0
+	switch {
+	case x < add(&c, f.Status429):
+		rep = errReply(http.StatusTooManyRequests, "Too many requests have been sent in a given amount of time.")
+		rep.retryAfter = s.retryAfter()
+	case x < add(&c, f.Status423):
+		rep = errReply(http.StatusLocked, "The requested resource is temporarily unavailable.")
+		rep.retryAfter = s.retryAfter()
+	case x < add(&c, f.Status500):
+		rep = errReply(http.StatusInternalServerError, "Something went wrong on the server.")
+	case x < add(&c, f.Status502):
+		rep = errReply(http.StatusBadGateway, "The server received an invalid response from an upstream server.")
+	case x < add(&c, f.Status503):
+		rep = errReply(http.StatusServiceUnavailable, "Service Unavailable: the server is overloaded with requests. Try again later.")
+	case x < add(&c, f.Status504):
+		rep = errReply(http.StatusGatewayTimeout, "An upstream server failed to respond on time.")
+	case x < add(&c, f.Timeout):
+		var shutdown <-chan struct{} // nil, which blocks, unless run by Serve
+		if ctx, ok := r.Context().Value(shutdownKey{}).(context.Context); ok {
+			shutdown = ctx.Done()
+		}
+		t := time.NewTimer(s.cfg.TimeoutHold)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+		case <-shutdown:
+		}
+		t.Stop()
+		rep = errReply(http.StatusGatewayTimeout, "An upstream server failed to respond on time.")
+	case x < add(&c, f.Reset):
+		s.stats.injectedFaults.Add(1)
+		s.stats.record(ep, 0)
+		abort(w)
+		return true
+	default:
+		return false
+	}
+	s.stats.injectedFaults.Add(1)
+	s.finish(w, r, ep, rep)
+	return true
+}
+
+// add adds v to *c and returns the new sum: the cumulative bound of a fault.
+func add(c *float64, v float64) float64 {
+	*c += v
+	return *c
+}
+
+// retryAfter is the Retry-After value of injected 429 and 423 answers, in whole
+// seconds rounded up.
+func (s *Server) retryAfter() string {
+	secs := (s.cfg.RetryAfter + time.Second - 1) / time.Second
+	return strconv.FormatInt(int64(secs), 10)
+}
+
+// abort closes the connection without an answer. When the connection cannot be
+// hijacked (HTTP/2, or a ResponseRecorder), it panics with http.ErrAbortHandler,
+// which net/http turns into a reset stream or a closed connection.
+func abort(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	// Linger 0 makes the close send RST, as a dropped connection in the wild does.
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = conn.Close()
+}
+
+// reply is an answer computed by an endpoint, written by finish.
+type reply struct {
+	status     int
+	body       any // nil for no body
+	location   string
+	link       string
+	retryAfter string
+	allow      string
+}
+
+// errReply returns an error answer whose body has one error item with msg as
+// its description.
+func errReply(status int, msg string, items ...provisioning.ErrorItem) reply {
+	if len(items) == 0 {
+		items = []provisioning.ErrorItem{{Description: msg}}
+	}
+	return reply{status: status, body: &provisioning.ErrorBody{Message: msg, Errors: items}}
+}
+
+// Header values shared by every answer; net/http only reads them.
+var (
+	jsonContentType = []string{"application/json"}
+	retryAfterOne   = []string{"1"}
+)
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// finish writes rep, with the tracking id of the call, and counts it.
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, ep endpoint, rep reply) {
+	s.stats.record(ep, rep.status)
+	h := w.Header()
+	tid := r.Header.Get("TrackingID")
+	if tid == "" {
+		tid = s.newTrackingID()
+	}
+	h.Set("TrackingID", tid)
+	if eb, ok := rep.body.(*provisioning.ErrorBody); ok {
+		eb.TrackingID = tid
+	}
+	if rep.retryAfter == "1" {
+		h["Retry-After"] = retryAfterOne
+	} else if rep.retryAfter != "" {
+		h.Set("Retry-After", rep.retryAfter)
+	}
+	if rep.location != "" {
+		h.Set("Location", rep.location)
+	}
+	if rep.link != "" {
+		h.Set("Link", rep.link)
+	}
+	if rep.allow != "" {
+		h.Set("Allow", rep.allow)
+	}
+	if rep.body == nil {
+		w.WriteHeader(rep.status)
+		return
+	}
+	writeJSON(w, rep.status, rep.body)
+}
+
+// writeJSON writes v as the JSON body of an answer with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		// Only the simulator's own types are encoded here, so this is a bug.
+		http.Error(w, `{"message":"webexsim: encoding the answer failed"}`, http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// newTrackingID returns a tracking id for a call that sent none.
+func (s *Server) newTrackingID() string {
+	var b [48]byte
+	out := append(b[:0], s.trackingPrefix...)
+	out = strconv.AppendUint(out, s.trackingSeq.Add(1), 10)
+	return string(out)
+}

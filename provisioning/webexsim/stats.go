@@ -1,0 +1,205 @@
+package webexsim
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Endpoint names used as keys of Stats.Calls.
+const (
+	EndpointPrecheck = "precheck" // POST /wholesale/subscribers/validate
+	EndpointList     = "list"     // GET /wholesale/subscribers
+	EndpointCreate   = "create"   // POST /wholesale/subscribers
+	EndpointGet      = "get"      // GET /wholesale/subscribers/{id}
+	EndpointUpdate   = "update"   // PUT /wholesale/subscribers/{id}
+	EndpointDelete   = "delete"   // DELETE /wholesale/subscribers/{id}
+	EndpointOther    = "other"    // unknown paths and wrong methods
+)
+
+// endpoint indexes the call counters.
+type endpoint int
+
+const (
+	epPrecheck endpoint = iota
+	epList
+	epCreate
+	epGet
+	epUpdate
+	epDelete
+	epOther
+	numEndpoints
+)
+
+var endpointNames = [numEndpoints]string{
+	epPrecheck: EndpointPrecheck,
+	epList:     EndpointList,
+	epCreate:   EndpointCreate,
+	epGet:      EndpointGet,
+	epUpdate:   EndpointUpdate,
+	epDelete:   EndpointDelete,
+	epOther:    EndpointOther,
+}
+
+// statusSlots covers the HTTP status codes; slot 0 counts calls that got no
+// answer (a reset connection).
+const statusSlots = 600
+
+// Stats is a snapshot of the simulator's counters since New or the last Reset.
+type Stats struct {
+	// Calls counts API calls by endpoint name (the Endpoint constants) and HTTP
+	// status; status 0 counts calls answered by closing the connection.
+	Calls map[string]map[int]int64 `json:"calls"`
+	// Requests is the number of API calls, the sum of Calls.
+	Requests int64 `json:"requests"`
+	// CreateCalls is the number of POST /wholesale/subscribers calls whose body
+	// named an email, whatever their answer.
+	CreateCalls int64 `json:"createCalls"`
+	// Creates is the number of subscribers actually created.
+	Creates int64 `json:"creates"`
+	// MaxCreatesPerEmail is the largest number of subscribers created for one
+	// email; above 1 only when a subscriber was deleted and created again.
+	MaxCreatesPerEmail int `json:"maxCreatesPerEmail"`
+	// EmailsCreatedMoreThanOnce is the number of emails created more than once.
+	EmailsCreatedMoreThanOnce int `json:"emailsCreatedMoreThanOnce"`
+	// TooManyRequests is the number of 429 answers, injected or from the rate limit.
+	TooManyRequests int64 `json:"tooManyRequests"`
+	// RateLimited is the number of 429 answers from the rate limit.
+	RateLimited int64 `json:"rateLimited"`
+	// InjectedFaults is the number of calls that got an injected fault, lost
+	// responses included.
+	InjectedFaults int64 `json:"injectedFaults"`
+	// LostResponses is the number of create answers replaced by 504 or a reset.
+	LostResponses int64 `json:"lostResponses"`
+	// Subscribers is the number of stored subscribers.
+	Subscribers int `json:"subscribers"`
+}
+
+// Count returns the number of calls of an endpoint answered with status.
+func (st Stats) Count(endpoint string, status int) int64 {
+	return st.Calls[endpoint][status]
+}
+
+// emailCounts counts the create calls of one email.
+type emailCounts struct {
+	calls   int
+	creates int
+}
+
+// counters are the live counters behind Stats. Call counts are atomics, so that
+// recording a call takes no lock; the per-email counts take a short lock.
+type counters struct {
+	calls          [numEndpoints][statusSlots]atomic.Int64
+	rateLimited    atomic.Int64
+	injectedFaults atomic.Int64
+	lostResponses  atomic.Int64
+
+	mu          sync.Mutex
+	emails      map[string]*emailCounts
+	createCalls int64
+	creates     int64
+	maxCreates  int
+	dupEmails   int
+}
+
+func (c *counters) record(ep endpoint, status int) {
+	if status < 0 || status >= statusSlots {
+		status = 0
+	}
+	c.calls[ep][status].Add(1)
+}
+
+func (c *counters) emailLocked(key string) *emailCounts {
+	if c.emails == nil {
+		c.emails = make(map[string]*emailCounts)
+	}
+	ec := c.emails[key]
+	if ec == nil {
+		ec = &emailCounts{}
+		c.emails[key] = ec
+	}
+	return ec
+}
+
+func (c *counters) createCall(key string) {
+	c.mu.Lock()
+	c.emailLocked(key).calls++
+	c.createCalls++
+	c.mu.Unlock()
+}
+
+func (c *counters) created(key string) {
+	c.mu.Lock()
+	ec := c.emailLocked(key)
+	ec.creates++
+	c.creates++
+	if ec.creates == 2 {
+		c.dupEmails++
+	}
+	c.maxCreates = max(c.maxCreates, ec.creates)
+	c.mu.Unlock()
+}
+
+func (c *counters) forEmail(email string) emailCounts {
+	key := strings.ToLower(strings.TrimSpace(email))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ec := c.emails[key]; ec != nil {
+		return *ec
+	}
+	return emailCounts{}
+}
+
+func (c *counters) maxCreatesPerEmail() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.maxCreates
+}
+
+// reset zeroes the counters. Calls that run meanwhile may be counted before or
+// after the reset; tests reset between scenarios, not during them.
+func (c *counters) reset() {
+	for ep := range c.calls {
+		for i := range c.calls[ep] {
+			c.calls[ep][i].Store(0)
+		}
+	}
+	c.rateLimited.Store(0)
+	c.injectedFaults.Store(0)
+	c.lostResponses.Store(0)
+	c.mu.Lock()
+	c.emails = nil
+	c.createCalls, c.creates, c.maxCreates, c.dupEmails = 0, 0, 0, 0
+	c.mu.Unlock()
+}
+
+func (c *counters) snapshot() Stats {
+	st := Stats{Calls: make(map[string]map[int]int64)}
+	for ep := range c.calls {
+		for status := range c.calls[ep] {
+			n := c.calls[ep][status].Load()
+			if n == 0 {
+				continue
+			}
+			name := endpointNames[ep]
+			if st.Calls[name] == nil {
+				st.Calls[name] = make(map[int]int64)
+			}
+			st.Calls[name][status] = n
+			st.Requests += n
+			if status == 429 {
+				st.TooManyRequests += n
+			}
+		}
+	}
+	st.RateLimited = c.rateLimited.Load()
+	st.InjectedFaults = c.injectedFaults.Load()
+	st.LostResponses = c.lostResponses.Load()
+	c.mu.Lock()
+	st.CreateCalls = c.createCalls
+	st.Creates = c.creates
+	st.MaxCreatesPerEmail = c.maxCreates
+	st.EmailsCreatedMoreThanOnce = c.dupEmails
+	c.mu.Unlock()
+	return st
+}

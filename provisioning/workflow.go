@@ -1,0 +1,518 @@
+package provisioning
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/rs/zerolog"
+
+	"github.com/acme-sp/wholesale-provisioner/schemas"
+)
+
+// Step names a step of the workflow, for errors, logs and dead letters.
+type Step string
+
+// The workflow's steps.
+const (
+	StepPrecheck  Step = "precheck"
+	StepProvision Step = "provision"
+	StepLookup    Step = "lookup"
+	StepStatus    Step = "status"
+)
+
+// WorkflowConfig configures a Workflow. The zero value of each field selects the
+// default given in its comment.
+type WorkflowConfig struct {
+	// RetryInitialInterval is the first backoff after a transient error. Default 500ms.
+	RetryInitialInterval time.Duration
+	// RetryMaxInterval caps one backoff. Default 30s.
+	RetryMaxInterval time.Duration
+	// RetryMaxElapsed bounds the retries of one step; past it the order fails
+	// with reason retries_exhausted. Default 2m.
+	RetryMaxElapsed time.Duration
+	// RetryMaxAttempts bounds the calls of one step (0: only RetryMaxElapsed bounds them).
+	RetryMaxAttempts int
+	// MaxRetryAfter caps a single wait asked for by a Retry-After header. Default 60s.
+	MaxRetryAfter time.Duration
+	// StatusPollInterval is the first wait before polling a subscriber still in
+	// progress; later waits grow up to 10 times this. Default 1s.
+	StatusPollInterval time.Duration
+	// StatusMaxWait bounds how long a subscriber in progress is followed. Default 5m.
+	StatusMaxWait time.Duration
+}
+
+func (c *WorkflowConfig) setDefaults() {
+	if c.RetryInitialInterval <= 0 {
+		c.RetryInitialInterval = 500 * time.Millisecond
+	}
+	if c.RetryMaxInterval <= 0 {
+		c.RetryMaxInterval = 30 * time.Second
+	}
+	if c.RetryMaxElapsed <= 0 {
+		c.RetryMaxElapsed = 2 * time.Minute
+	}
+	if c.MaxRetryAfter <= 0 {
+		c.MaxRetryAfter = 60 * time.Second
+	}
+	if c.StatusPollInterval <= 0 {
+		c.StatusPollInterval = time.Second
+	}
+	if c.StatusMaxWait <= 0 {
+		c.StatusMaxWait = 5 * time.Minute
+	}
+}
+
+// Workflow runs one order through precheck, provision and status. It is safe for
+// concurrent use by many orders.
+type Workflow struct {
+	api *Client
+	cfg WorkflowConfig
+}
+
+// NewWorkflow returns a Workflow that calls the API through c.
+func NewWorkflow(c *Client, cfg WorkflowConfig) *Workflow {
+	cfg.setDefaults()
+	return &Workflow{api: c, cfg: cfg}
+}
+
+// Result is a successful end of the workflow: the subscriber is provisioned, or
+// waits on its end user.
+type Result struct {
+	// Status is schemas.StatusProvisioned or schemas.StatusPendingUserAction.
+	Status     schemas.OutcomeStatus
+	Subscriber Subscriber
+	// AlreadyExisted is true when the subscriber was found by a lookup (a
+	// duplicate, or a create whose answer was lost) rather than returned by our create.
+	AlreadyExisted bool
+	// Attempts counts the API calls made.
+	Attempts int
+}
+
+// Error is the one error type the Workflow returns for an order that did not
+// succeed. Its Class says what to do: Permanent and Transient (retries exhausted)
+// fail the order; ConfigFault means stop taking orders until the fault clears.
+type Error struct {
+	Class Class
+	// Reason is the failure reason for the outcome (empty for a ConfigFault).
+	Reason   schemas.FailureReason
+	Step     Step
+	Attempts int
+	// Message explains the failure when Err alone does not.
+	Message string
+	// Errors holds Webex error codes that are not in Err (a subscriber in status error).
+	Errors []ErrorItem
+	Err    error
+}
+
+func (e *Error) Error() string {
+	msg := e.Message
+	if e.Err != nil {
+		if msg != "" {
+			msg += ": "
+		}
+		msg += e.Err.Error()
+	}
+	return fmt.Sprintf("%s failed (%s): %s", e.Step, e.Class, msg)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// API returns the Webex answer behind the error, if there was one.
+func (e *Error) API() *APIError {
+	var a *APIError
+	if errors.As(e.Err, &a) {
+		return a
+	}
+	return nil
+}
+
+// Provision runs an order whose action is provision. It returns a Result, or an
+// *Error, or the context's error when ctx ends first.
+func (w *Workflow) Provision(ctx context.Context, o schemas.Order) (Result, error) {
+	r := run{w: w, o: o}
+	ctx = WithTrackingPrefix(ctx, "wholesale-provisioner_"+o.OrderID)
+	res, err := r.provision(ctx)
+	res.Attempts = r.attempts
+	if err != nil {
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		var we *Error
+		if errors.As(err, &we) {
+			we.Attempts = r.attempts
+		}
+	}
+	return res, err
+}
+
+// run holds the state of one order's workflow.
+type run struct {
+	w        *Workflow
+	o        schemas.Order
+	attempts int
+}
+
+func (r *run) provision(ctx context.Context) (Result, error) {
+	existing, err := r.precheck(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	var res Result
+	if existing != nil {
+		res = Result{Subscriber: *existing, AlreadyExisted: true}
+	} else if res, err = r.create(ctx); err != nil {
+		return Result{}, err
+	}
+	return r.follow(ctx, res)
+}
+
+// precheck runs the provisioning precheck. When it says the email is already a
+// user, it looks the subscriber up and returns it if it is this customer's.
+func (r *run) precheck(ctx context.Context) (*Subscriber, error) {
+	req := PrecheckRequest{
+		ProvisioningID: r.o.ProvisioningID,
+		CustomerID:     r.o.CustomerID,
+		Email:          r.o.Email,
+		Packages:       r.o.Packages,
+	}
+	if pp := apiParams(r.o.ProvisioningParameters); pp != (ProvisioningParameters{}) {
+		req.ProvisioningParameters = &pp
+	}
+	if r.o.CustomerInfo != nil {
+		req.CustomerInfo = &CustomerInfo{PrimaryEmail: r.o.CustomerInfo.PrimaryEmail}
+	}
+	var resp PrecheckResponse
+	err := r.retry(ctx, StepPrecheck, func() error {
+		var err error
+		r.attempts++
+		resp, err = r.w.api.Precheck(ctx, req)
+		return err
+	})
+	var api *APIError
+	switch {
+	case err == nil:
+		if precheckPassed(resp) {
+			return nil, nil
+		}
+		return nil, &Error{Class: Permanent, Reason: schemas.ReasonPrecheckRejected, Step: StepPrecheck,
+			Message: "precheck did not pass: " + describePrecheck(resp), Errors: precheckErrors(resp)}
+	case errors.As(err, &api) && isDuplicate(api):
+		sub, lerr := r.findExisting(ctx)
+		if lerr != nil {
+			return nil, lerr
+		}
+		if sub == nil {
+			return nil, &Error{Class: Permanent, Reason: schemas.ReasonPrecheckRejected, Step: StepPrecheck,
+				Message: "the email belongs to a user outside this customer", Err: err}
+		}
+		return sub, nil
+	default:
+		return nil, r.fail(StepPrecheck, schemas.ReasonPrecheckRejected, err)
+	}
+}
+
+// create provisions the subscriber. A create whose fate is unknown is followed by
+// a lookup before it is ever sent again, and a duplicate of this customer's
+// subscriber is taken as success.
+func (r *run) create(ctx context.Context) (Result, error) {
+	req := ProvisionRequest{
+		CustomerID:             r.o.CustomerID,
+		Email:                  r.o.Email,
+		Packages:               r.o.Packages,
+		ProvisioningParameters: apiParams(r.o.ProvisioningParameters),
+	}
+	var (
+		res        Result
+		lookUp     bool // the last create may have taken effect
+		duplicated bool // the API said the email is taken
+	)
+	err := r.retry(ctx, StepProvision, func() error {
+		if lookUp {
+			sub, err := r.lookup(ctx)
+			if err != nil {
+				return err
+			}
+			lookUp = false
+			if sub != nil {
+				res = Result{Subscriber: *sub, AlreadyExisted: true}
+				return nil
+			}
+			if duplicated {
+				return backoff.Permanent(&Error{Class: Permanent, Reason: schemas.ReasonAPIRejected, Step: StepProvision,
+					Message: "the email belongs to a user outside this customer"})
+			}
+		}
+		r.attempts++
+		sub, _, err := r.w.api.Provision(ctx, req)
+		if err == nil {
+			res = Result{Subscriber: sub}
+			return nil
+		}
+		var api *APIError
+		if errors.As(err, &api) && isDuplicate(api) {
+			duplicated, lookUp = true, true
+			// Look up at once rather than after a backoff: nothing is overloaded.
+			return errRetryNow
+		}
+		if Classify(err).UnknownFate {
+			lookUp = true
+		}
+		return err
+	})
+	if err != nil {
+		var we *Error
+		if errors.As(err, &we) {
+			return res, we
+		}
+		return res, r.fail(StepProvision, schemas.ReasonAPIRejected, err)
+	}
+	if res.AlreadyExisted && !samePackages(res.Subscriber, r.o.Packages) {
+		return res, &Error{Class: Permanent, Reason: schemas.ReasonAPIRejected, Step: StepProvision,
+			Message: fmt.Sprintf("the subscriber exists with packages %v, not %v: send an update order", subscriberPackages(res.Subscriber), r.o.Packages)}
+	}
+	return res, nil
+}
+
+// findExisting looks the subscriber up with retries, for the precheck's duplicate.
+func (r *run) findExisting(ctx context.Context) (*Subscriber, error) {
+	var sub *Subscriber
+	err := r.retry(ctx, StepLookup, func() error {
+		var err error
+		sub, err = r.lookup(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, r.fail(StepLookup, schemas.ReasonAPIRejected, err)
+	}
+	if sub != nil && !samePackages(*sub, r.o.Packages) {
+		return nil, &Error{Class: Permanent, Reason: schemas.ReasonAPIRejected, Step: StepLookup,
+			Message: fmt.Sprintf("the subscriber exists with packages %v, not %v: send an update order", subscriberPackages(*sub), r.o.Packages)}
+	}
+	return sub, nil
+}
+
+// lookup finds this customer's subscriber with the order's email, in one call.
+func (r *run) lookup(ctx context.Context) (*Subscriber, error) {
+	r.attempts++
+	subs, err := r.w.api.FindSubscriber(ctx, r.o.CustomerID, r.o.Email)
+	if err != nil {
+		return nil, err
+	}
+	return subs, nil
+}
+
+// follow polls a subscriber still in progress until it is provisioned, failed, or
+// waiting on its end user.
+func (r *run) follow(ctx context.Context, res Result) (Result, error) {
+	b := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(r.w.cfg.StatusPollInterval),
+		backoff.WithMaxInterval(10*r.w.cfg.StatusPollInterval),
+		backoff.WithMaxElapsedTime(r.w.cfg.StatusMaxWait),
+	)
+	for {
+		sub := res.Subscriber
+		switch st := sub.Status; {
+		case st == SubscriberProvisioned:
+			res.Status = schemas.StatusProvisioned
+			return res, nil
+		case strings.HasPrefix(st, "pending_"):
+			res.Status = schemas.StatusPendingUserAction
+			return res, nil
+		case st == SubscriberError:
+			return res, &Error{Class: Permanent, Reason: schemas.ReasonProvisioningError, Step: StepStatus,
+				Message: "Webex reports the subscriber in status error", Errors: sub.Errors}
+		}
+		// provisioning, updating, or a status this client does not know: in progress.
+		wait := b.NextBackOff()
+		if wait == backoff.Stop {
+			return res, &Error{Class: Transient, Reason: schemas.ReasonRetriesExhausted, Step: StepStatus,
+				Message: fmt.Sprintf("subscriber still %q after %s", sub.Status, r.w.cfg.StatusMaxWait)}
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return res, err
+		}
+		var got Subscriber
+		err := r.retry(ctx, StepStatus, func() error {
+			var err error
+			r.attempts++
+			got, err = r.w.api.GetSubscriber(ctx, sub.ID)
+			return err
+		})
+		if err != nil {
+			return res, r.fail(StepStatus, schemas.ReasonAPIRejected, err)
+		}
+		res.Subscriber = got
+	}
+}
+
+// errRetryNow asks the retry loop to call the operation again without waiting.
+var errRetryNow = errors.New("retry at once")
+
+// retry runs op until it succeeds, meets a permanent error or a configuration
+// fault, or the step's retry budget is spent. Waits honour Retry-After.
+func (r *run) retry(ctx context.Context, step Step, op func() error) error {
+	exp := backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(r.w.cfg.RetryInitialInterval),
+		backoff.WithMaxInterval(r.w.cfg.RetryMaxInterval),
+		backoff.WithMaxElapsedTime(r.w.cfg.RetryMaxElapsed),
+	)
+	var b backoff.BackOff = exp
+	if n := r.w.cfg.RetryMaxAttempts; n > 0 {
+		b = backoff.WithMaxRetries(b, uint64(n-1))
+	}
+	hinted := &hintBackOff{next: b, max: r.w.cfg.MaxRetryAfter}
+	log := zerolog.Ctx(ctx)
+	return backoff.RetryNotify(func() error {
+		err := op()
+		if err == nil || errors.Is(err, errRetryNow) {
+			hinted.now = err != nil
+			return err
+		}
+		var perm *backoff.PermanentError
+		if errors.As(err, &perm) {
+			return err
+		}
+		d := Classify(err)
+		if d.Class != Transient {
+			return backoff.Permanent(err)
+		}
+		hinted.hint = d.RetryAfter
+		return err
+	}, backoff.WithContext(hinted, ctx), func(err error, wait time.Duration) {
+		if errors.Is(err, errRetryNow) {
+			return
+		}
+		ev := log.Warn().Str("step", string(step)).Dur("wait", wait).Int("attempts", r.attempts)
+		var api *APIError
+		if errors.As(err, &api) {
+			ev = ev.Int("http_status", api.StatusCode).Str("tracking_id", api.TrackingID).Dur("retry_after", api.RetryAfter)
+		}
+		ev.Err(err).Msg("transient Webex error, retrying")
+	})
+}
+
+// fail turns the last error of a step into the workflow's *Error.
+func (r *run) fail(step Step, permanentReason schemas.FailureReason, err error) error {
+	var we *Error
+	if errors.As(err, &we) {
+		return we
+	}
+	d := Classify(err)
+	e := &Error{Class: d.Class, Step: step, Err: err}
+	switch d.Class {
+	case Permanent:
+		e.Reason = permanentReason
+	case Transient:
+		e.Reason = schemas.ReasonRetriesExhausted
+		e.Message = "retries exhausted"
+	}
+	return e
+}
+
+// hintBackOff lets the server's Retry-After lengthen the next wait, capped at max,
+// and lets an operation ask for an immediate new attempt.
+type hintBackOff struct {
+	next backoff.BackOff
+	max  time.Duration
+	hint time.Duration
+	now  bool
+}
+
+func (h *hintBackOff) Reset() { h.next.Reset(); h.hint, h.now = 0, false }
+
+func (h *hintBackOff) NextBackOff() time.Duration {
+	if h.now {
+		h.now = false
+		return 0
+	}
+	d := h.next.NextBackOff()
+	if d == backoff.Stop {
+		return d
+	}
+	if hint := min(h.hint, h.max); hint > d {
+		d = hint
+	}
+	h.hint = 0
+	return d
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func isDuplicate(e *APIError) bool {
+	return e.StatusCode == http.StatusConflict || e.HasCode(CodeEmailInUse)
+}
+
+func precheckPassed(p PrecheckResponse) bool {
+	for _, in := range p.Info {
+		if in.InfoCode != PrecheckSuccessCode {
+			return false
+		}
+	}
+	if len(p.Info) > 0 {
+		return true
+	}
+	return strings.EqualFold(p.Message, "success")
+}
+
+func describePrecheck(p PrecheckResponse) string {
+	parts := []string{p.Message}
+	for _, in := range p.Info {
+		parts = append(parts, fmt.Sprintf("[%d: %s]", in.InfoCode, in.Description))
+	}
+	return strings.TrimSpace(strings.Join(parts, " "))
+}
+
+func precheckErrors(p PrecheckResponse) []ErrorItem {
+	var out []ErrorItem
+	for _, in := range p.Info {
+		out = append(out, ErrorItem{ErrorCode: in.InfoCode, Description: in.Description})
+	}
+	return out
+}
+
+func subscriberPackages(s Subscriber) []string {
+	if len(s.Packages) > 0 {
+		return s.Packages
+	}
+	if s.Package != "" {
+		return []string{s.Package}
+	}
+	return nil
+}
+
+func samePackages(s Subscriber, want []string) bool {
+	have := subscriberPackages(s)
+	if len(have) != len(want) {
+		return false
+	}
+	for i := range have {
+		if have[i] != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func apiParams(p schemas.ProvisioningParameters) ProvisioningParameters {
+	return ProvisioningParameters{
+		FirstName:          p.FirstName,
+		LastName:           p.LastName,
+		PrimaryPhoneNumber: p.PrimaryPhoneNumber,
+		Extension:          p.Extension,
+		LocationID:         p.LocationID,
+	}
+}

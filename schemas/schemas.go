@@ -1,0 +1,121 @@
+package schemas
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"fmt"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+// The schema versions this package reads and writes. A change that old readers
+// cannot ignore gets a new version, and a new schema file beside the old one.
+const (
+	OrderSchemaVersion      = 1
+	OutcomeSchemaVersion    = 1
+	DeadLetterSchemaVersion = 1
+)
+
+// The $id of each embedded schema, for example for a schema header on produced records.
+const (
+	OrderSchemaID      = "https://schemas.acme-sp.example/wholesale/subscriber-order/v1"
+	OutcomeSchemaID    = "https://schemas.acme-sp.example/wholesale/subscriber-outcome/v1"
+	DeadLetterSchemaID = "https://schemas.acme-sp.example/wholesale/dead-letter/v1"
+)
+
+//go:embed subscriber-order.v1.schema.json subscriber-outcome.v1.schema.json dead-letter.v1.schema.json
+var schemaFiles embed.FS
+
+// The compiled schemas. They are compiled once, when the package is initialised,
+// so that a broken embedded schema stops the program at start-up rather than
+// failing the first record. A compiled *jsonschema.Schema is immutable, so
+// validating against it is safe for concurrent use.
+var (
+	orderSchema      = mustCompile("subscriber-order.v1.schema.json", OrderSchemaID)
+	outcomeSchema    = mustCompile("subscriber-outcome.v1.schema.json", OutcomeSchemaID)
+	deadLetterSchema = mustCompile("dead-letter.v1.schema.json", DeadLetterSchemaID)
+)
+
+// mustCompile compiles one embedded schema. It panics because a schema that does
+// not compile is a programming error that every test run reports.
+func mustCompile(file, id string) *jsonschema.Schema {
+	sch, err := compile(file, id)
+	if err != nil {
+		panic(fmt.Sprintf("schemas: compiling embedded %s: %v", file, err))
+	}
+	return sch
+}
+
+func compile(file, id string) (*jsonschema.Schema, error) {
+	data, err := schemaFiles.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("reading schema: %w", err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("parsing schema: %w", err)
+	}
+	if got, _ := doc.(map[string]any)["$id"].(string); got != id {
+		return nil, fmt.Errorf("checking schema: $id is %q, want %q", got, id)
+	}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	// Formats (email, date-time, uuid) are only annotations in draft 2020-12
+	// unless asserted; the formats carry real rules here, so assert them.
+	c.AssertFormat()
+	// No loader beyond the resource added here: the schemas are self-contained,
+	// and a $ref that would reach for the network or the disk must fail the build.
+	c.UseLoader(noLoader{})
+	if err := c.AddResource(id, doc); err != nil {
+		return nil, fmt.Errorf("adding schema: %w", err)
+	}
+	sch, err := c.Compile(id)
+	if err != nil {
+		return nil, fmt.Errorf("compiling schema: %w", err)
+	}
+	return sch, nil
+}
+
+// noLoader refuses every URL, so that compiling never touches the network or the disk.
+type noLoader struct{}
+
+func (noLoader) Load(url string) (any, error) {
+	return nil, fmt.Errorf("loading %s: schemas must be self-contained", url)
+}
+
+// ValidateOutcome reports whether o, as it would be marshalled, follows the
+// subscriber-outcome schema. Personal data in the error is masked. It is meant
+// for tests and for checks in debug builds of the producer, not for the hot path:
+// it marshals and parses o. It is safe for concurrent use.
+func ValidateOutcome(o Outcome) error {
+	if err := validateValue(outcomeSchema, o); err != nil {
+		return fmt.Errorf("validating outcome: %w", err)
+	}
+	return nil
+}
+
+// ValidateDeadLetter reports whether d, as it would be marshalled, follows the
+// dead-letter schema. Personal data in the error is masked. Like ValidateOutcome
+// it is meant for tests and debug builds, and is safe for concurrent use.
+func ValidateDeadLetter(d DeadLetter) error {
+	if err := validateValue(deadLetterSchema, d); err != nil {
+		return fmt.Errorf("validating dead letter: %w", err)
+	}
+	return nil
+}
+
+func validateValue(sch *jsonschema.Schema, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("marshalling: %w", err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("parsing marshalled JSON: %w", err)
+	}
+	if err := sch.Validate(doc); err != nil {
+		return fmt.Errorf("%s", describeValidation(err))
+	}
+	return nil
+}
