@@ -117,7 +117,7 @@ func (p *Pipeline) Handle(ctx context.Context, msg kafka.Message) (err error) {
 				a, err = p.panicked(msg, order, r), nil
 			}
 		}()
-		a, order, err = p.decide(ctx, msg, &log)
+		a, err = p.decide(ctx, msg, &order, &log)
 	}()
 	if err != nil {
 		return err
@@ -129,32 +129,35 @@ func (p *Pipeline) Handle(ctx context.Context, msg kafka.Message) (err error) {
 	return nil
 }
 
-func (p *Pipeline) decide(ctx context.Context, msg kafka.Message, log *zerolog.Logger) (answer, *schemas.Order, error) {
+// decide works out the answer to one record. It sets *order as soon as the
+// record is decoded, so that a later panic can still name the order.
+func (p *Pipeline) decide(ctx context.Context, msg kafka.Message, order **schemas.Order, log *zerolog.Logger) (answer, error) {
 	if len(msg.Value) > p.cfg.MaxRecordBytes {
 		return p.invalid(msg, "", ReasonRecordTooLarge, ClassInvalidInput, "decode",
-			fmt.Sprintf("record value of %d bytes exceeds the limit of %d bytes", len(msg.Value), p.cfg.MaxRecordBytes)), nil, nil
+			fmt.Sprintf("record value of %d bytes exceeds the limit of %d bytes", len(msg.Value), p.cfg.MaxRecordBytes)), nil
 	}
 	o, err := schemas.DecodeOrder(msg.Value)
 	if err != nil {
 		var ie *schemas.InvalidOrderError
 		if !errors.As(err, &ie) {
-			return answer{}, nil, fmt.Errorf("decoding order: %w", err)
+			return answer{}, fmt.Errorf("decoding order: %w", err)
 		}
-		return p.invalid(msg, ie.OrderID, ie.Reason, ClassInvalidInput, "validate", ie.Detail), nil, nil
+		return p.invalid(msg, ie.OrderID, ie.Reason, ClassInvalidInput, "validate", ie.Detail), nil
 	}
+	*order = &o
 	*log = log.With().Str("order_id", o.OrderID).Str("customer_id", o.CustomerID).Str("email", redact.Email(o.Email)).Logger()
 	if o.Action != schemas.ActionProvision {
 		return p.invalid(msg, o.OrderID, ReasonUnsupportedAction, ClassPermanent, "validate",
-			fmt.Sprintf("action %q is not supported by this version of the provisioner", o.Action)), &o, nil
+			fmt.Sprintf("action %q is not supported by this version of the provisioner", o.Action)), nil
 	}
 	res, err := p.wf.Provision(log.WithContext(ctx), o)
 	if err != nil {
 		var we *provisioning.Error
 		if !errors.As(err, &we) || we.Class == provisioning.ConfigFault {
 			// Not this order's fault, or the context ended: leave it uncommitted.
-			return answer{}, &o, err
+			return answer{}, err
 		}
-		return p.failed(msg, o, we), &o, nil
+		return p.failed(msg, o, we), nil
 	}
 	out := p.outcome(msg, &o, o.OrderID, res.Status)
 	out.Attempts = res.Attempts
@@ -165,7 +168,7 @@ func (p *Pipeline) decide(ctx context.Context, msg kafka.Message, log *zerolog.L
 		Packages:       res.Subscriber.Packages,
 		AlreadyExisted: res.AlreadyExisted,
 	}
-	return answer{outcome: &out}, &o, nil
+	return answer{outcome: &out}, nil
 }
 
 // invalid answers a record that is not a processable order.
@@ -276,7 +279,7 @@ func (p *Pipeline) publish(ctx context.Context, msg kafka.Message, a answer, log
 		msgs = append(msgs, m)
 	}
 	b := backoff.WithContext(backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(200*time.Millisecond),
+		backoff.WithInitialInterval(min(100*time.Millisecond, p.cfg.PublishRetryMaxInterval)),
 		backoff.WithMaxInterval(p.cfg.PublishRetryMaxInterval),
 		backoff.WithMaxElapsedTime(0),
 	), ctx)

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/acme-sp/wholesale-provisioner/consumer"
+	"github.com/acme-sp/wholesale-provisioner/internal/pipeline"
+	"github.com/acme-sp/wholesale-provisioner/internal/sample"
+	"github.com/acme-sp/wholesale-provisioner/producer"
+	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
+	"github.com/acme-sp/wholesale-provisioner/schemas"
+)
+
+// TestEndToEndInProcess runs the whole pipeline against the in-process broker
+// and the simulator: N orders in, N outcomes out, malformed records dead-lettered
+// with their context, offsets committed to the end, no subscriber created twice.
+func TestEndToEndInProcess(t *testing.T) {
+	const partitions, n = 3, 30
+	cfg := DefaultConfig()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1),
+		kfake.SeedTopics(partitions, cfg.OrdersTopic), kfake.SeedTopics(1, cfg.OutcomesTopic, cfg.DeadLetterTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	sim := webexsim.New(webexsim.Config{
+		Token:                "t0k3n-secret",
+		PrecheckRejectDomain: sample.RejectDomain,
+		Faults:               webexsim.FaultRates{Status503: 0.05, LostResponse: 0.1},
+		Seed:                 7,
+	})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+
+	cfg.Brokers = cluster.ListenAddrs()
+	cfg.WebexBaseURL = sim.BaseURL(srv.URL)
+	cfg.WebexToken = "t0k3n-secret"
+	cfg.RetryInitialInterval = 10 * time.Millisecond
+	cfg.RetryMaxInterval = 100 * time.Millisecond
+	cfg.RetryMaxElapsed = 20 * time.Second
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	app, err := NewApp(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	appCtx, stopApp := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- app.Run(appCtx) }()
+	t.Cleanup(func() { stopApp(); <-done })
+
+	var msgs []kafka.Message
+	want := map[string]schemas.OutcomeStatus{}
+	for i := 0; i < n; i++ {
+		o := sample.Order("e2e", i, time.Now())
+		if i == 4 {
+			o = sample.WithDomain(o, "rej", sample.RejectDomain)
+		}
+		want[o.OrderID] = schemas.StatusProvisioned
+		if i == 4 {
+			want[o.OrderID] = schemas.StatusFailed
+		}
+		m := sample.Message(o)
+		m.Headers = append(m.Headers, kafka.Header{Key: "traceparent", Value: []byte("00-abc-def-01")})
+		msgs = append(msgs, m)
+	}
+	bad := sample.MalformedRecords("e2e")
+	for _, b := range bad {
+		msgs = append(msgs, kafka.Message{Key: []byte("bad/" + b.Name), Value: b.Value,
+			Headers: []kafka.Header{{Key: "traceparent", Value: []byte("00-bad-01")}}})
+		if b.OrderID != "" {
+			want[b.OrderID] = schemas.StatusFailed
+		}
+	}
+	if err := publish(ctx, cfg.Brokers, cfg.OrdersTopic, msgs); err != nil {
+		t.Fatal(err)
+	}
+
+	outcomes := readUntil(ctx, t, cfg.Brokers, cfg.OutcomesTopic, len(want))
+	got := map[string]schemas.Outcome{}
+	for _, m := range outcomes {
+		var o schemas.Outcome
+		if err := json.Unmarshal(m.Value, &o); err != nil {
+			t.Fatalf("outcome %s: %v", m.Value, err)
+		}
+		if err := schemas.ValidateOutcome(o); err != nil {
+			t.Errorf("outcome of %s does not follow its schema: %v", o.OrderID, err)
+		}
+		if h := header(m, producer.HeaderEventID); h != o.EventID || o.EventID != pipeline.EventID(o.OrderID) {
+			t.Errorf("outcome of %s: event-id header %q, body %q, want %q", o.OrderID, h, o.EventID, pipeline.EventID(o.OrderID))
+		}
+		got[o.OrderID] = o
+	}
+	for id, status := range want {
+		o, ok := got[id]
+		switch {
+		case !ok:
+			t.Errorf("no outcome for order %s", id)
+		case o.Status != status:
+			t.Errorf("order %s: status %s, want %s (%+v)", id, o.Status, status, o.Failure)
+		case status == schemas.StatusProvisioned && (o.Subscriber == nil || o.Subscriber.ID == ""):
+			t.Errorf("order %s: provisioned without a subscriber id", id)
+		}
+	}
+
+	// One dead letter per failed order plus one per unreadable record.
+	wantDead := 1 + len(bad)
+	dead := readUntil(ctx, t, cfg.Brokers, cfg.DeadLetterTopic, wantDead)
+	for _, m := range dead {
+		var d schemas.DeadLetter
+		if err := json.Unmarshal(m.Value, &d); err != nil {
+			t.Fatalf("dead letter %s: %v", m.Value, err)
+		}
+		if err := schemas.ValidateDeadLetter(d); err != nil {
+			t.Errorf("dead letter does not follow its schema: %v", err)
+		}
+		for _, h := range []string{producer.HeaderDLTTopic, producer.HeaderDLTPartition, producer.HeaderDLTOffset,
+			producer.HeaderDLTTimestamp, producer.HeaderDLTConsumerGroup, producer.HeaderDLTErrorClass, producer.HeaderDLTErrorMessage, "traceparent"} {
+			if header(m, h) == "" {
+				t.Errorf("dead letter %s lacks header %s", d.Reason, h)
+			}
+		}
+		if header(m, producer.HeaderDLTTopic) != cfg.OrdersTopic || header(m, producer.HeaderDLTOffset) != strconv.FormatInt(d.Source.Offset, 10) {
+			t.Errorf("dead letter context headers disagree with its body: %v vs %+v", m.Headers, d.Source)
+		}
+		raw, err := d.Source.Value.Raw()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !isOneOf(raw, msgs) {
+			t.Errorf("dead letter does not hold an original value byte for byte: %q", raw)
+		}
+		if contains(m, "t0k3n-secret") {
+			t.Errorf("dead letter leaks the token")
+		}
+	}
+
+	waitFor(ctx, t, "committed offsets at the end of every partition", func() error {
+		lag, err := consumer.Lag(ctx, &kafka.Client{Addr: kafka.TCP(cfg.Brokers...)}, cfg.GroupID, cfg.OrdersTopic)
+		if err != nil {
+			return err
+		}
+		for _, l := range lag {
+			if l.Committed != l.End {
+				return fmt.Errorf("partition %d committed %d, end %d", l.Partition, l.Committed, l.End)
+			}
+		}
+		return nil
+	})
+	if m := sim.MaxSuccessfulCreates(); m != 1 {
+		t.Errorf("max creates per email = %d, want 1", m)
+	}
+}
+
+// readUntil reads topic (partition 0) until it holds n records, or fails the test.
+func readUntil(ctx context.Context, t *testing.T, brokers []string, topic string, n int) []kafka.Message {
+	t.Helper()
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: topic, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	var out []kafka.Message
+	for len(out) < n {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("reading %s: got %d of %d records: %v", topic, len(out), n, err)
+		}
+		out = append(out, m)
+	}
+	// Nothing more should come: one answer per record.
+	extra, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if m, err := r.ReadMessage(extra); err == nil {
+		t.Errorf("%s holds more than %d records: %s", topic, n, m.Value)
+	}
+	return out
+}
+
+func waitFor(ctx context.Context, t *testing.T, what string, check func() error) {
+	t.Helper()
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func header(m kafka.Message, k string) string {
+	for _, h := range m.Headers {
+		if h.Key == k {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func isOneOf(v []byte, msgs []kafka.Message) bool {
+	for _, m := range msgs {
+		if string(m.Value) == string(v) {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(m kafka.Message, s string) bool {
+	if bytes.Contains(m.Value, []byte(s)) || bytes.Contains(m.Key, []byte(s)) {
+		return true
+	}
+	for _, h := range m.Headers {
+		if bytes.Contains(h.Value, []byte(s)) {
+			return true
+		}
+	}
+	return false
+}

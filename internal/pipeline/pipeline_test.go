@@ -1,0 +1,290 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/acme-sp/wholesale-provisioner/internal/sample"
+	"github.com/acme-sp/wholesale-provisioner/producer"
+	"github.com/acme-sp/wholesale-provisioner/provisioning"
+	"github.com/acme-sp/wholesale-provisioner/schemas"
+)
+
+// provisionerFunc fakes the workflow.
+type provisionerFunc func(ctx context.Context, o schemas.Order) (provisioning.Result, error)
+
+func (f provisionerFunc) Provision(ctx context.Context, o schemas.Order) (provisioning.Result, error) {
+	return f(ctx, o)
+}
+
+// recorder is a Publisher that records what it was asked to publish, using the
+// real record builders, and fails the first failures calls.
+type recorder struct {
+	*producer.Writer
+	mu       sync.Mutex
+	failures int
+	calls    int
+	sent     []kafka.Message
+}
+
+func newRecorder(t *testing.T) *recorder {
+	w, err := producer.NewWriter(producer.Config{Brokers: []string{"127.0.0.1:1"}, OutcomesTopic: "out", DeadLetterTopic: "dlt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &recorder{Writer: w}
+}
+
+func (r *recorder) Publish(_ context.Context, msgs ...kafka.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	if r.calls <= r.failures {
+		return errors.New("broker unavailable")
+	}
+	r.sent = append(r.sent, msgs...)
+	return nil
+}
+
+func (r *recorder) byTopic(topic string) []kafka.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []kafka.Message
+	for _, m := range r.sent {
+		if m.Topic == topic {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+var okProvisioner = provisionerFunc(func(_ context.Context, o schemas.Order) (provisioning.Result, error) {
+	return provisioning.Result{Status: schemas.StatusProvisioned, Attempts: 2,
+		Subscriber: provisioning.Subscriber{ID: "sub-1", PersonID: "p-1", Status: "provisioned", Packages: o.Packages}}, nil
+})
+
+func record(value []byte) kafka.Message {
+	return kafka.Message{Topic: "orders", Partition: 2, Offset: 41, Key: []byte("k"), Value: value, Time: time.Unix(1700000000, 0),
+		Headers: []kafka.Header{{Key: "traceparent", Value: []byte("00-x-01")}}}
+}
+
+func outcomes(t *testing.T, r *recorder) []schemas.Outcome {
+	t.Helper()
+	var out []schemas.Outcome
+	for _, m := range r.byTopic("out") {
+		var o schemas.Outcome
+		if err := json.Unmarshal(m.Value, &o); err != nil {
+			t.Fatal(err)
+		}
+		if err := schemas.ValidateOutcome(o); err != nil {
+			t.Errorf("outcome breaks its schema: %v", err)
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+func deadLetters(t *testing.T, r *recorder) []schemas.DeadLetter {
+	t.Helper()
+	var out []schemas.DeadLetter
+	for _, m := range r.byTopic("dlt") {
+		var d schemas.DeadLetter
+		if err := json.Unmarshal(m.Value, &d); err != nil {
+			t.Fatal(err)
+		}
+		if err := schemas.ValidateDeadLetter(d); err != nil {
+			t.Errorf("dead letter breaks its schema: %v", err)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func TestProvisionedOrder(t *testing.T) {
+	r := newRecorder(t)
+	p := New(Config{ConsumerGroup: "g"}, okProvisioner, r)
+	o := sample.Order("p", 1, time.Now())
+	if err := p.Handle(context.Background(), sample.Message(o)); err != nil {
+		t.Fatal(err)
+	}
+	outs := outcomes(t, r)
+	if len(outs) != 1 || len(r.byTopic("dlt")) != 0 {
+		t.Fatalf("outcomes %d, dead letters %d; want 1 and 0", len(outs), len(r.byTopic("dlt")))
+	}
+	got := outs[0]
+	if got.Status != schemas.StatusProvisioned || got.Subscriber.ID != "sub-1" || got.EventID != EventID(o.OrderID) || got.OrderID != o.OrderID {
+		t.Errorf("outcome = %+v", got)
+	}
+}
+
+func TestEventIDIsDeterministicAndDistinct(t *testing.T) {
+	a, b := EventID("order-1"), EventID("order-2")
+	if a != EventID("order-1") || a == b || len(a) != 36 || a[14] != '5' {
+		t.Errorf("EventID: %s, %s", a, b)
+	}
+}
+
+func TestInvalidRecords(t *testing.T) {
+	big := make([]byte, 2048)
+	for i := range big {
+		big[i] = 'x'
+	}
+	tests := []struct {
+		name        string
+		value       []byte
+		reason      string
+		wantOutcome bool
+	}{
+		{"tombstone", nil, schemas.ReasonTombstone, false},
+		{"empty", []byte{}, schemas.ReasonEmptyValue, false},
+		{"not JSON", []byte(`{"orderId": "o-1",`), schemas.ReasonInvalidJSON, false},
+		{"too large", big, ReasonRecordTooLarge, false},
+		{"schema violation with an order id", []byte(`{"schemaVersion":1,"orderId":"o-2","action":"provision"}`), schemas.ReasonSchemaViolation, true},
+		{"unsupported action", mustJSON(t, func() schemas.Order {
+			o := sample.Order("p", 2, time.Now())
+			o.Action = schemas.ActionRemove
+			return o
+		}()), ReasonUnsupportedAction, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRecorder(t)
+			called := false
+			p := New(Config{ConsumerGroup: "g", MaxRecordBytes: 1024}, provisionerFunc(func(context.Context, schemas.Order) (provisioning.Result, error) {
+				called = true
+				return provisioning.Result{}, nil
+			}), r)
+			msg := record(tt.value)
+			if err := p.Handle(context.Background(), msg); err != nil {
+				t.Fatal(err)
+			}
+			if called {
+				t.Error("an invalid record reached the workflow")
+			}
+			dls := deadLetters(t, r)
+			if len(dls) != 1 {
+				t.Fatalf("dead letters = %d, want 1", len(dls))
+			}
+			d := dls[0]
+			if d.Reason != tt.reason || d.Source.Offset != 41 || d.Source.Partition != 2 || d.Source.Topic != "orders" || d.ConsumerGroup != "g" {
+				t.Errorf("dead letter = %+v", d)
+			}
+			if raw, _ := d.Source.Value.Raw(); string(raw) != string(tt.value) || (tt.value == nil) != (d.Source.Value == nil) {
+				t.Errorf("original value not kept: %q", raw)
+			}
+			if len(d.Source.Headers) != 1 || d.Source.Headers[0].Key != "traceparent" {
+				t.Errorf("original headers not kept: %+v", d.Source.Headers)
+			}
+			outs := outcomes(t, r)
+			if tt.wantOutcome != (len(outs) == 1) {
+				t.Fatalf("outcomes = %d, want outcome: %v", len(outs), tt.wantOutcome)
+			}
+			if tt.wantOutcome && (outs[0].Status != schemas.StatusFailed || outs[0].Failure.Reason != schemas.ReasonInvalidOrder) {
+				t.Errorf("outcome = %+v", outs[0])
+			}
+		})
+	}
+}
+
+func TestFailedOrderIsDeadLetteredWithTheAPIAnswer(t *testing.T) {
+	r := newRecorder(t)
+	api := &provisioning.APIError{Method: "POST", Endpoint: provisioning.PathSubscribers, StatusCode: 403, Message: "Forbidden",
+		Errors: []provisioning.ErrorItem{{ErrorCode: 4003, Description: "customer not managed"}}, TrackingID: "T-9"}
+	p := New(Config{}, provisionerFunc(func(context.Context, schemas.Order) (provisioning.Result, error) {
+		return provisioning.Result{}, &provisioning.Error{Class: provisioning.Permanent, Reason: schemas.ReasonAPIRejected,
+			Step: provisioning.StepProvision, Attempts: 3, Err: api}
+	}), r)
+	if err := p.Handle(context.Background(), fromOrders(sample.Message(sample.Order("p", 3, time.Now())))); err != nil {
+		t.Fatal(err)
+	}
+	outs, dls := outcomes(t, r), deadLetters(t, r)
+	if len(outs) != 1 || len(dls) != 1 {
+		t.Fatalf("outcomes %d, dead letters %d", len(outs), len(dls))
+	}
+	f := outs[0].Failure
+	if f.Reason != schemas.ReasonAPIRejected || f.HTTPStatus != 403 || f.TrackingID != "T-9" || len(f.Errors) != 1 || f.Errors[0].Code != 4003 {
+		t.Errorf("failure = %+v", f)
+	}
+	if d := dls[0]; d.Reason != "api_rejected" || d.ErrorClass != ClassPermanent || d.Step != "provision" || d.Attempts != 3 {
+		t.Errorf("dead letter = %+v", d)
+	}
+}
+
+func TestConfigFaultLeavesTheRecordUnfinished(t *testing.T) {
+	r := newRecorder(t)
+	p := New(Config{}, provisionerFunc(func(context.Context, schemas.Order) (provisioning.Result, error) {
+		return provisioning.Result{}, &provisioning.Error{Class: provisioning.ConfigFault, Step: provisioning.StepPrecheck,
+			Err: &provisioning.APIError{StatusCode: 401}}
+	}), r)
+	err := p.Handle(context.Background(), fromOrders(sample.Message(sample.Order("p", 4, time.Now()))))
+	if err == nil {
+		t.Fatal("a configuration fault must leave the record unfinished (uncommitted)")
+	}
+	if len(r.sent) != 0 {
+		t.Errorf("published %d records during a configuration fault, want none", len(r.sent))
+	}
+}
+
+func TestPanicIsDeadLettered(t *testing.T) {
+	r := newRecorder(t)
+	p := New(Config{}, provisionerFunc(func(context.Context, schemas.Order) (provisioning.Result, error) {
+		panic("boom: nil map")
+	}), r)
+	if err := p.Handle(context.Background(), fromOrders(sample.Message(sample.Order("p", 5, time.Now())))); err != nil {
+		t.Fatal(err)
+	}
+	dls := deadLetters(t, r)
+	if len(dls) != 1 || dls[0].Reason != ReasonPanic || !strings.Contains(dls[0].Message, "boom: nil map") {
+		t.Fatalf("dead letters = %+v", dls)
+	}
+	if outs := outcomes(t, r); len(outs) != 1 || outs[0].Status != schemas.StatusFailed {
+		t.Errorf("outcomes = %+v", outs)
+	}
+}
+
+func TestPublishIsRetriedUntilAcknowledged(t *testing.T) {
+	r := newRecorder(t)
+	r.failures = 2
+	p := New(Config{PublishRetryMaxInterval: 10 * time.Millisecond}, okProvisioner, r)
+	if err := p.Handle(context.Background(), fromOrders(sample.Message(sample.Order("p", 6, time.Now())))); err != nil {
+		t.Fatal(err)
+	}
+	if r.calls != 3 || len(r.sent) != 1 {
+		t.Errorf("publish calls %d, records sent %d; want 3 and 1", r.calls, len(r.sent))
+	}
+}
+
+func TestPublishFailureLeavesTheRecordUnfinished(t *testing.T) {
+	r := newRecorder(t)
+	r.failures = 1 << 30
+	p := New(Config{PublishRetryMaxInterval: 10 * time.Millisecond}, okProvisioner, r)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := p.Handle(ctx, fromOrders(sample.Message(sample.Order("p", 7, time.Now())))); err == nil {
+		t.Fatal("Handle returned nil although nothing was published")
+	}
+	if r.calls < 2 {
+		t.Errorf("publish calls = %d, want retries", r.calls)
+	}
+}
+
+// fromOrders sets what the consumer sets on every record it fetched.
+func fromOrders(m kafka.Message) kafka.Message {
+	m.Topic, m.Partition, m.Offset, m.Time = "orders", 1, 7, time.Now()
+	return m
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
