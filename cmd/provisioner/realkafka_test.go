@@ -1,0 +1,422 @@
+package main
+
+// Tests against a real Apache Kafka broker (KAFKA_BROKERS; see scripts/kafka-local).
+// They prove what the in-process broker cannot: consumer groups, rebalances,
+// commits, restarts and acknowledgements as a real cluster does them.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/acme-sp/wholesale-provisioner/consumer"
+	"github.com/acme-sp/wholesale-provisioner/internal/kafkatest"
+	"github.com/acme-sp/wholesale-provisioner/internal/pipeline"
+	"github.com/acme-sp/wholesale-provisioner/internal/sample"
+	"github.com/acme-sp/wholesale-provisioner/producer"
+	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
+	"github.com/acme-sp/wholesale-provisioner/schemas"
+)
+
+// harness is one test's topics, simulator and provisioner instances.
+type harness struct {
+	t    *testing.T
+	ctx  context.Context
+	cfg  Config
+	sim  *webexsim.Server
+	logs *lockedBuffer
+}
+
+func newHarness(t *testing.T, partitions int, simCfg webexsim.Config, createOutcomes bool) *harness {
+	t.Helper()
+	brokers := kafkatest.Brokers(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	cfg := DefaultConfig()
+	cfg.Brokers = brokers
+	cfg.GroupID = kafkatest.Name(t, "group")
+	cfg.OrdersTopic = kafkatest.Name(t, "orders")
+	cfg.OutcomesTopic = kafkatest.Name(t, "outcomes")
+	cfg.DeadLetterTopic = kafkatest.Name(t, "dlt")
+	kafkatest.CreateTopic(t, brokers, cfg.OrdersTopic, partitions)
+	kafkatest.CreateTopic(t, brokers, cfg.DeadLetterTopic, 1)
+	if createOutcomes {
+		kafkatest.CreateTopic(t, brokers, cfg.OutcomesTopic, 3)
+	}
+	simCfg.Token = "real-kafka-token"
+	simCfg.PrecheckRejectDomain = sample.RejectDomain
+	sim := webexsim.New(simCfg)
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	cfg.WebexBaseURL = sim.BaseURL(srv.URL)
+	cfg.WebexToken = "real-kafka-token"
+	cfg.RetryInitialInterval = 10 * time.Millisecond
+	cfg.RetryMaxInterval = 200 * time.Millisecond
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, ctx: ctx, cfg: cfg, sim: sim, logs: &lockedBuffer{}}
+}
+
+// start runs one provisioner instance in the group; the returned function stops
+// it (as a SIGTERM would) and waits for it to leave.
+func (h *harness) start(member string) (stop func()) {
+	h.t.Helper()
+	log := zerolog.New(h.logs).With().Str("member", member).Logger()
+	app, err := NewApp(h.cfg, log)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(h.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := app.Run(ctx); err != nil {
+			h.t.Errorf("%s: Run: %v", member, err)
+		}
+		app.Close()
+	}()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	h.t.Cleanup(stop)
+	return stop
+}
+
+func (h *harness) publish(msgs []kafka.Message) {
+	h.t.Helper()
+	if err := publish(h.ctx, h.cfg.Brokers, h.cfg.OrdersTopic, msgs); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// orders makes n valid orders; every 10th is rejected by the precheck.
+func (h *harness) orders(n int) ([]kafka.Message, map[string]schemas.OutcomeStatus) {
+	run := kafkatest.Name(h.t, "o")
+	run = strings.NewReplacer(".", "-").Replace(run[len(run)-12:])
+	var msgs []kafka.Message
+	want := map[string]schemas.OutcomeStatus{}
+	for i := 0; i < n; i++ {
+		o := sample.Order("rk"+run, i, time.Now())
+		status := schemas.StatusProvisioned
+		if i%10 == 9 {
+			o = sample.WithDomain(o, "rej", sample.RejectDomain)
+			status = schemas.StatusFailed
+		}
+		want[o.OrderID] = status
+		msgs = append(msgs, sample.Message(o))
+	}
+	return msgs, want
+}
+
+// collector reads a topic as an independent downstream consumer.
+type collector struct {
+	mu   sync.Mutex
+	msgs []kafka.Message
+}
+
+func (h *harness) collect(topic string) *collector {
+	c := &collector{}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: h.cfg.Brokers, GroupID: kafkatest.Name(h.t, "reader"), Topic: topic,
+		StartOffset: kafka.FirstOffset, MaxWait: 100 * time.Millisecond})
+	ctx, cancel := context.WithCancel(h.ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, err := r.FetchMessage(ctx)
+			if err != nil {
+				return
+			}
+			c.mu.Lock()
+			c.msgs = append(c.msgs, m)
+			c.mu.Unlock()
+		}
+	}()
+	h.t.Cleanup(func() { cancel(); <-done; r.Close() })
+	return c
+}
+
+func (c *collector) snapshot() []kafka.Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]kafka.Message(nil), c.msgs...)
+}
+
+// distinctOrders counts the outcomes' distinct order ids.
+func distinctOrders(t *testing.T, msgs []kafka.Message) map[string]schemas.Outcome {
+	t.Helper()
+	out := map[string]schemas.Outcome{}
+	for _, m := range msgs {
+		var o schemas.Outcome
+		if err := json.Unmarshal(m.Value, &o); err != nil {
+			t.Fatalf("outcome is not JSON: %s", m.Value)
+		}
+		if prev, ok := out[o.OrderID]; ok && prev.EventID != o.EventID {
+			t.Errorf("order %s answered twice with different event ids %s and %s", o.OrderID, prev.EventID, o.EventID)
+		}
+		out[o.OrderID] = o
+	}
+	return out
+}
+
+func (h *harness) waitOutcomes(c *collector, n int) map[string]schemas.Outcome {
+	h.t.Helper()
+	var got map[string]schemas.Outcome
+	waitFor(h.ctx, h.t, fmt.Sprintf("%d outcomes", n), func() error {
+		got = distinctOrders(h.t, c.snapshot())
+		if len(got) < n {
+			return fmt.Errorf("%d of %d orders answered", len(got), n)
+		}
+		return nil
+	})
+	return got
+}
+
+func (h *harness) lag() []consumer.PartitionLag {
+	h.t.Helper()
+	ls, err := consumer.Lag(h.ctx, &kafka.Client{Addr: kafka.TCP(h.cfg.Brokers...), Timeout: 10 * time.Second}, h.cfg.GroupID, h.cfg.OrdersTopic)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return ls
+}
+
+func (h *harness) waitNoLag() {
+	h.t.Helper()
+	waitFor(h.ctx, h.t, "committed offsets equal to end offsets", func() error {
+		for _, l := range h.lag() {
+			if l.Committed != l.End {
+				return fmt.Errorf("partition %d: committed %d, end %d", l.Partition, l.Committed, l.End)
+			}
+		}
+		return nil
+	})
+}
+
+func (h *harness) checkAnswers(got map[string]schemas.Outcome, want map[string]schemas.OutcomeStatus) {
+	h.t.Helper()
+	for id, status := range want {
+		if o, ok := got[id]; !ok {
+			h.t.Errorf("order %s has no outcome", id)
+		} else if o.Status != status {
+			h.t.Errorf("order %s: %s, want %s", id, o.Status, status)
+		}
+	}
+	if m := h.sim.MaxSuccessfulCreates(); m > 1 {
+		h.t.Errorf("a subscriber was created %d times", m)
+	}
+}
+
+// handled returns, per member, the offsets each partition's records were
+// finished at, read from the "order finished" log lines.
+func (h *harness) handled() map[string]map[int][]int64 {
+	out := map[string]map[int][]int64{}
+	sc := bufio.NewScanner(bytes.NewReader(h.logs.Bytes()))
+	for sc.Scan() {
+		var l struct {
+			Message   string `json:"message"`
+			Member    string `json:"member"`
+			Partition int    `json:"partition"`
+			Offset    int64  `json:"offset"`
+		}
+		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Message != "order finished" {
+			continue
+		}
+		if out[l.Member] == nil {
+			out[l.Member] = map[int][]int64{}
+		}
+		out[l.Member][l.Partition] = append(out[l.Member][l.Partition], l.Offset)
+	}
+	return out
+}
+
+func TestRealKafkaOrdersInOutcomesOut(t *testing.T) {
+	h := newHarness(t, 6, webexsim.Config{}, true)
+	msgs, want := h.orders(300)
+	bad := sample.MalformedRecords("rk")
+	for _, b := range bad {
+		msgs = append(msgs, kafka.Message{Key: []byte("bad/" + b.Name), Value: b.Value, Headers: []kafka.Header{{Key: "source", Value: []byte("test")}}})
+		if b.OrderID != "" {
+			want[b.OrderID] = schemas.StatusFailed
+		}
+	}
+	outs, dlq := h.collect(h.cfg.OutcomesTopic), h.collect(h.cfg.DeadLetterTopic)
+	h.start("a")
+	h.publish(msgs)
+
+	got := h.waitOutcomes(outs, len(want))
+	h.checkAnswers(got, want)
+	for _, m := range outs.snapshot() {
+		var o schemas.Outcome
+		_ = json.Unmarshal(m.Value, &o)
+		if header(m, producer.HeaderEventID) != o.EventID || o.EventID != pipeline.EventID(o.OrderID) ||
+			header(m, producer.HeaderOrderID) != o.OrderID || header(m, producer.HeaderOutcome) != string(o.Status) {
+			t.Errorf("outcome %s: headers %v disagree with the body", o.OrderID, m.Headers)
+		}
+		if err := schemas.ValidateOutcome(o); err != nil {
+			t.Errorf("outcome %s: %v", o.OrderID, err)
+		}
+	}
+	wantDead := len(bad) + 30 // malformed records and precheck rejections
+	waitFor(h.ctx, t, "dead letters", func() error {
+		if n := len(dlq.snapshot()); n < wantDead {
+			return fmt.Errorf("%d of %d", n, wantDead)
+		}
+		return nil
+	})
+	for _, m := range dlq.snapshot() {
+		for _, k := range []string{producer.HeaderDLTTopic, producer.HeaderDLTPartition, producer.HeaderDLTOffset, producer.HeaderDLTTimestamp,
+			producer.HeaderDLTConsumerGroup, producer.HeaderDLTErrorClass, producer.HeaderDLTErrorMessage, producer.HeaderDLTReason} {
+			if header(m, k) == "" {
+				t.Errorf("dead letter at %d lacks %s", m.Offset, k)
+			}
+		}
+		if header(m, producer.HeaderDLTTopic) != h.cfg.OrdersTopic || header(m, producer.HeaderDLTConsumerGroup) != h.cfg.GroupID {
+			t.Errorf("dead letter context: %v", m.Headers)
+		}
+	}
+	h.waitNoLag()
+	if n := len(outs.snapshot()); n != len(want) {
+		t.Errorf("%d outcome records for %d orders: a single uninterrupted run answers each once", n, len(want))
+	}
+}
+
+func TestRealKafkaRestartResumesAfterLastCommit(t *testing.T) {
+	h := newHarness(t, 3, webexsim.Config{Latency: 2 * time.Millisecond}, true)
+	msgs, want := h.orders(400)
+	outs := h.collect(h.cfg.OutcomesTopic)
+	stopA := h.start("first")
+	h.publish(msgs)
+	waitFor(h.ctx, t, "a third of the outcomes", func() error {
+		if n := len(distinctOrders(t, outs.snapshot())); n < len(want)/3 {
+			return fmt.Errorf("%d", n)
+		}
+		return nil
+	})
+	stopA()
+	committed := map[int]int64{}
+	for _, l := range h.lag() {
+		committed[l.Partition] = l.Committed
+	}
+	if total := sum(committed); total <= 0 || total >= int64(len(want)) {
+		t.Fatalf("committed offsets after the first run %v: want part of the run", committed)
+	}
+
+	h.start("second")
+	got := h.waitOutcomes(outs, len(want))
+	h.checkAnswers(got, want)
+	h.waitNoLag()
+	for p, offs := range h.handled()["second"] {
+		first := offs[0]
+		for _, o := range offs {
+			first = min(first, o)
+		}
+		if first != committed[p] {
+			t.Errorf("partition %d: the second run started at offset %d, want the last committed offset %d", p, first, committed[p])
+		}
+	}
+	if dup := len(outs.snapshot()) - len(want); dup > 3 {
+		t.Errorf("%d orders answered twice: at most the one in flight per partition may be", dup)
+	}
+}
+
+func TestRealKafkaRebalance(t *testing.T) {
+	h := newHarness(t, 6, webexsim.Config{Latency: 3 * time.Millisecond}, true)
+	msgs, want := h.orders(600)
+	outs := h.collect(h.cfg.OutcomesTopic)
+	stopA := h.start("a")
+	h.start("b")
+	h.publish(msgs)
+	progress := func(frac float64) {
+		waitFor(h.ctx, t, fmt.Sprintf("%.0f%% of the outcomes", 100*frac), func() error {
+			if n := len(distinctOrders(t, outs.snapshot())); float64(n) < frac*float64(len(want)) {
+				return fmt.Errorf("%d", n)
+			}
+			return nil
+		})
+	}
+	progress(0.2)
+	h.start("c") // joins mid-run
+	progress(0.5)
+	stopA() // leaves mid-run
+	got := h.waitOutcomes(outs, len(want))
+	h.checkAnswers(got, want)
+	h.waitNoLag()
+	byMember := h.handled()
+	for _, m := range []string{"a", "b", "c"} {
+		if len(byMember[m]) == 0 {
+			t.Errorf("member %s handled nothing: the group did not share the partitions", m)
+		}
+	}
+	t.Logf("records handled per member and partition: a=%d b=%d c=%d; outcome records %d for %d orders",
+		count(byMember["a"]), count(byMember["b"]), count(byMember["c"]), len(outs.snapshot()), len(want))
+}
+
+func TestRealKafkaUnacknowledgedWriteIsNotCommitted(t *testing.T) {
+	h := newHarness(t, 2, webexsim.Config{}, false) // the outcomes topic does not exist; auto-creation is off
+	msgs, want := h.orders(6)
+	h.start("a")
+	h.publish(msgs)
+	waitFor(h.ctx, t, "the failed write to be reported", func() error {
+		if !bytes.Contains(h.logs.Bytes(), []byte("writing the order's outcome failed")) {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
+	for _, l := range h.lag() {
+		if l.Committed >= 0 {
+			t.Errorf("partition %d committed offset %d although no outcome was written", l.Partition, l.Committed)
+		}
+	}
+	// Once the topic exists the same records go through: nothing was dropped.
+	kafkatest.CreateTopic(t, h.cfg.Brokers, h.cfg.OutcomesTopic, 3)
+	outs := h.collect(h.cfg.OutcomesTopic)
+	got := h.waitOutcomes(outs, len(want))
+	h.checkAnswers(got, want)
+	h.waitNoLag()
+}
+
+func sum(m map[int]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func count(m map[int][]int64) int {
+	n := 0
+	for _, v := range m {
+		n += len(v)
+	}
+	return n
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]byte(nil), l.b.Bytes()...)
+}
