@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -164,6 +166,63 @@ func TestCreate(t *testing.T) {
 	other := h.mustCreate(customerA, "carol@acme.example")
 	if other.ExternalCustomerID != sub.ExternalCustomerID {
 		t.Errorf("external ids %q and %q differ for one customer", other.ExternalCustomerID, sub.ExternalCustomerID)
+	}
+}
+
+// TestPackageMirror checks that the deprecated package field only ever names a
+// package of its enum in Cisco's OpenAPI description (the six legacy packages):
+// a contact-center package shows in packages alone.
+func TestPackageMirror(t *testing.T) {
+	h := newHarness(t, webexsim.Config{})
+	rawPackage := func(res result) (string, bool) {
+		t.Helper()
+		var raw map[string]json.RawMessage
+		if err := json.Unmarshal(res.body, &raw); err != nil {
+			t.Fatalf("decoding %s: %v", res.body, err)
+		}
+		v, ok := raw["package"]
+		return string(v), ok
+	}
+	cases := []struct {
+		packages []string
+		want     string // the package field, "" for none
+	}{
+		{[]string{"cx_premium_agent"}, ""},
+		{[]string{"cx_standard_agent"}, ""},
+		{[]string{"webex_calling", "attendant_console"}, "webex_calling"},
+		{[]string{"attendant_console", "cx_essentials"}, "cx_essentials"},
+		{[]string{"webex_calling_standard"}, "webex_calling_standard"},
+	}
+	for i, tc := range cases {
+		req := provisionBody(customerA, "mirror"+strconv.Itoa(i)+"@acme.example")
+		req.Packages = tc.packages
+		res := h.do(call{method: http.MethodPost, path: provisioning.PathSubscribers, body: req})
+		if res.status != http.StatusOK {
+			t.Fatalf("%v: status %d, body %s", tc.packages, res.status, res.body)
+		}
+		got, present := rawPackage(res)
+		if want := strconv.Quote(tc.want); (tc.want == "" && present) || (tc.want != "" && got != want) {
+			t.Errorf("%v: package = %s (present %v), want %q", tc.packages, got, present, tc.want)
+		}
+		if sub := res.subscriber(t); !slices.Equal(sub.Packages, tc.packages) {
+			t.Errorf("%v: packages = %v", tc.packages, sub.Packages)
+		}
+	}
+
+	// An update to a contact-center package drops the package field, and one
+	// back to a legacy package brings it back.
+	sub := h.mustCreate(customerA, "moving@acme.example")
+	item := provisioning.PathSubscribers + "/" + sub.ID
+	res := h.do(call{method: http.MethodPut, path: item, body: map[string]any{"packages": []string{"cx_standard_agent"}}})
+	if got, present := rawPackage(res); res.status != http.StatusOK || present {
+		t.Errorf("PUT cx_standard_agent: status %d, package %s, body %s", res.status, got, res.body)
+	}
+	if got, present := rawPackage(h.do(call{method: http.MethodGet, path: item})); present {
+		t.Errorf("GET after PUT cx_standard_agent: package %s, want none", got)
+	}
+	res = h.do(call{method: http.MethodPut, path: item, body: map[string]any{"package": "webex_meetings"}})
+	if got, _ := rawPackage(res); res.status != http.StatusOK || got != `"webex_meetings"` {
+		t.Errorf("PUT webex_meetings: status %d, body %s", res.status, res.body)
 	}
 }
 

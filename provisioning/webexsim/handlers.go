@@ -159,10 +159,17 @@ func checkPackages(pkg string, pkgs []string, required bool) ([]string, reply, b
 	return pkgs, reply{}, true
 }
 
-// basePackage returns the package mirrored into the deprecated package field.
+// basePackage returns the package mirrored into the deprecated package field:
+// the base package (attendant_console is an add-on) when the field can name it,
+// else "", which leaves the field out. Cisco's OpenAPI description allows only
+// the legacy packages in Subscriber.package, so a contact-center package shows
+// in packages alone.
 func basePackage(pkgs []string) string {
 	for _, p := range pkgs {
 		if p != pkgAttendant {
+			if !legacyPackages[p] {
+				return ""
+			}
 			return p
 		}
 	}

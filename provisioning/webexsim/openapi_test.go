@@ -116,6 +116,25 @@ func TestOpenAPIConformance(t *testing.T) {
 	check(collection, "post", h.create(customerA, "p@free.example"), subscriber) // 202
 
 	check(item, "get", h.do(call{method: http.MethodGet, path: provisioning.PathSubscribers + "/" + sub.ID}), subscriber)
+
+	// Every package, named through packages and, for the legacy ones, through the
+	// deprecated package field: Subscriber.package only takes the legacy ones, so
+	// a contact-center package must not be mirrored into it.
+	for i, pkg := range []string{"webex_calling", "webex_meetings", "webex_suite", "webex_voice", "cx_essentials",
+		"webex_calling_standard", "cx_premium_agent", "cx_standard_agent"} {
+		req := provisionBody(customerA, "pkg"+strconv.Itoa(i)+"@acme.example")
+		req.Packages = []string{pkg}
+		check(collection, "post", h.do(call{method: http.MethodPost, path: provisioning.PathSubscribers, body: req}), subscriber)
+	}
+	for i, pkg := range []string{"webex_calling", "webex_meetings", "webex_suite", "webex_voice", "cx_essentials", "webex_calling_standard"} {
+		req := provisionBody(customerA, "legacy"+strconv.Itoa(i)+"@acme.example")
+		req.Packages, req.Package = nil, pkg
+		check(collection, "post", h.do(call{method: http.MethodPost, path: provisioning.PathSubscribers, body: req}), subscriber)
+	}
+	attendant := provisionBody(customerA, "attendant@acme.example")
+	attendant.Packages = []string{"webex_calling", "attendant_console"}
+	check(collection, "post", h.do(call{method: http.MethodPost, path: provisioning.PathSubscribers, body: attendant}), subscriber)
+	check(collection, "get", h.do(call{method: http.MethodGet, path: provisioning.PathSubscribers}), list)
 	check(collection, "get", h.do(call{method: http.MethodGet, path: provisioning.PathSubscribers + "?max=1"}), list)
 	check(item, "put", h.do(call{method: http.MethodPut, path: provisioning.PathSubscribers + "/" + sub.ID,
 		body: map[string]any{"packages": []string{"webex_suite"}}}), subscriber)
