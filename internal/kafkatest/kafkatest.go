@@ -15,11 +15,15 @@ import (
 )
 
 // Brokers returns the bootstrap addresses in KAFKA_BROKERS, or skips the test
-// with a one-line reason when it is not set.
+// with a one-line reason when it is not set (and fails it when CI is set).
 func Brokers(t testing.TB) []string {
 	t.Helper()
 	v := strings.TrimSpace(os.Getenv("KAFKA_BROKERS"))
 	if v == "" {
+		if os.Getenv("CI") != "" {
+			// CI always starts a broker: a skip there would hide a broken setup.
+			t.Fatal("CI is set but KAFKA_BROKERS is not: .ci/run must start the broker")
+		}
 		t.Skip("needs a real Kafka broker: export KAFKA_BROKERS=$(scripts/kafka-local start)")
 	}
 	var out []string
