@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/acme-sp/wholesale-provisioner/internal/app"
 	"net/http/httptest"
 	"strconv"
 	"testing"
@@ -27,7 +28,7 @@ import (
 // with their context, offsets committed to the end, no subscriber created twice.
 func TestEndToEndInProcess(t *testing.T) {
 	const partitions, n = 3, 30
-	cfg := DefaultConfig()
+	cfg := app.DefaultConfig()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1),
 		kfake.SeedTopics(partitions, cfg.OrdersTopic), kfake.SeedTopics(1, cfg.OutcomesTopic, cfg.DeadLetterTopic))
 	if err != nil {
@@ -52,7 +53,7 @@ func TestEndToEndInProcess(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	app, err := NewApp(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	app, err := app.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,62 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
-	"path/filepath"
+	"github.com/acme-sp/wholesale-provisioner/internal/app"
 	"strings"
 	"testing"
 	"time"
 )
-
-func validConfig() Config {
-	c := DefaultConfig()
-	c.Brokers = []string{"kafka-1:9092"}
-	c.WebexToken = "tok"
-	return c
-}
-
-func TestConfigValidate(t *testing.T) {
-	dir := t.TempDir()
-	empty := filepath.Join(dir, "empty")
-	if err := os.WriteFile(empty, []byte("  \n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name   string
-		change func(*Config)
-		want   string // substring of the message; "" means valid
-	}{
-		{"valid", func(*Config) {}, ""},
-		{"no brokers", func(c *Config) { c.Brokers = nil }, "--brokers (PROVISIONER_BROKERS) is required"},
-		{"broker without port", func(c *Config) { c.Brokers = []string{"kafka-1"} }, `"kafka-1" is not host:port`},
-		{"same topic twice", func(c *Config) { c.OutcomesTopic = c.OrdersTopic }, "the three topics must differ"},
-		{"empty group", func(c *Config) { c.GroupID = "" }, "--group-id (PROVISIONER_GROUP_ID) is empty"},
-		{"bad base URL", func(c *Config) { c.WebexBaseURL = "webexapis.com/v1" }, "--webex-base-url"},
-		{"no token", func(c *Config) { c.WebexToken = "" }, "no Webex access token: set PROVISIONER_WEBEX_TOKEN or --webex-token-file"},
-		{"both tokens", func(c *Config) { c.WebexTokenFile = empty }, "keep one"},
-		{"missing token file", func(c *Config) { c.WebexToken, c.WebexTokenFile = "", filepath.Join(dir, "nope") }, "--webex-token-file"},
-		{"empty token file", func(c *Config) { c.WebexToken, c.WebexTokenFile = "", empty }, "is empty: write the access token into it"},
-		{"negative timeout", func(c *Config) { c.RequestTimeout = -time.Second }, "--request-timeout must be a positive duration"},
-		{"max below initial", func(c *Config) { c.RetryMaxInterval = time.Millisecond }, "shorter than --retry-initial-interval"},
-		{"tiny record limit", func(c *Config) { c.MaxRecordBytes = 10 }, "--max-record-bytes"},
-		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, "--log-level"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := validConfig()
-			tt.change(&c)
-			err := c.Validate()
-			switch {
-			case tt.want == "" && err != nil:
-				t.Fatalf("unexpected error: %v", err)
-			case tt.want != "" && err == nil:
-				t.Fatalf("no error, want %q", tt.want)
-			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
-				t.Fatalf("error %q does not say %q", err, tt.want)
-			}
-		})
-	}
-}
 
 func TestConfigFromFlagsAndEnvironment(t *testing.T) {
 	env := map[string]string{
@@ -66,9 +15,9 @@ func TestConfigFromFlagsAndEnvironment(t *testing.T) {
 		"PROVISIONER_GROUP_ID":          "from-env",
 		"PROVISIONER_RETRY_MAX_ELAPSED": "45s",
 	}
-	cfg := DefaultConfig()
+	cfg := app.DefaultConfig()
 	fs := newFlagSet("run", "", &bytes.Buffer{})
-	finish := cfg.bindFlags(fs)
+	finish := cfg.BindFlags(fs)
 	err := parse(fs, []string{"--group-id", "from-flag", "--request-timeout", "3s"}, func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
@@ -83,9 +32,9 @@ func TestConfigFromFlagsAndEnvironment(t *testing.T) {
 }
 
 func TestBadEnvironmentValueIsNamed(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := app.DefaultConfig()
 	fs := newFlagSet("run", "", &bytes.Buffer{})
-	cfg.bindFlags(fs)
+	cfg.BindFlags(fs)
 	err := parse(fs, nil, func(k string) (string, bool) {
 		if k == "PROVISIONER_REQUEST_TIMEOUT" {
 			return "soon", true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/acme-sp/wholesale-provisioner/internal/app"
 	"io"
 	"net"
 	"os"
@@ -82,9 +83,9 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if verbose {
 		logOut = io.MultiWriter(lf, stderr)
 	}
-	log := newLogger(logOut, "info", "json")
+	log := app.NewLogger(logOut, "info", "json")
 
-	cfg := DefaultConfig()
+	cfg := app.DefaultConfig()
 	cluster, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
 		kfake.SeedTopics(int32(partitions), cfg.OrdersTopic),
@@ -119,7 +120,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	app, err := NewApp(cfg, log)
+	app, err := app.New(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -332,7 +333,7 @@ func (o *observer) wait(ctx context.Context, plan demoPlan, progress io.Writer) 
 
 // waitNoLag waits until the group's committed offsets reach the end of every
 // partition: the commit follows the outcome by a moment.
-func waitNoLag(ctx context.Context, cfg Config) ([]consumer.PartitionLag, error) {
+func waitNoLag(ctx context.Context, cfg app.Config) ([]consumer.PartitionLag, error) {
 	c := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}
 	for {
 		lag, err := consumer.Lag(ctx, c, cfg.GroupID, cfg.OrdersTopic)

@@ -3,18 +3,12 @@ package main
 import (
 	"flag"
 	"fmt"
+	"github.com/acme-sp/wholesale-provisioner/internal/app"
 	"io"
 	"os"
-	"strings"
 )
 
-// envPrefix prefixes the environment variable of every flag: --orders-topic is
-// also PROVISIONER_ORDERS_TOPIC. A flag given on the command line wins.
-const envPrefix = "PROVISIONER_"
-
-func envName(flagName string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
+var envName = app.EnvName
 
 // newFlagSet returns a flag set whose usage lists each flag with its variable.
 func newFlagSet(name, synopsis string, out io.Writer) *flag.FlagSet {
@@ -59,14 +53,6 @@ func parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool
 	return err
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
+var splitList = app.SplitList
 
 var osLookupEnv = os.LookupEnv

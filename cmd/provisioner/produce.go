@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/acme-sp/wholesale-provisioner/internal/app"
 	"io"
 	"os"
 	"strings"
@@ -22,7 +23,7 @@ func produceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		brokers, topic, file, runID string
 		generate                    int
 	)
-	topic = DefaultConfig().OrdersTopic
+	topic = app.DefaultConfig().OrdersTopic
 	fs := newFlagSet("produce", "Publish subscriber orders to a topic: each line of a JSON-lines file (- for stdin),\n"+
 		"or N generated valid orders. Records are keyed by customerId/email, acknowledged by all replicas.", stderr)
 	fs.StringVar(&brokers, "brokers", "", "Kafka bootstrap servers, comma-separated host:port")

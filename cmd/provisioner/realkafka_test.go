@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/acme-sp/wholesale-provisioner/internal/app"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -32,7 +33,7 @@ import (
 type harness struct {
 	t    *testing.T
 	ctx  context.Context
-	cfg  Config
+	cfg  app.Config
 	sim  *webexsim.Server
 	logs *lockedBuffer
 }
@@ -42,7 +43,7 @@ func newHarness(t *testing.T, partitions int, simCfg webexsim.Config, createOutc
 	brokers := kafkatest.Brokers(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	cfg := DefaultConfig()
+	cfg := app.DefaultConfig()
 	cfg.Brokers = brokers
 	cfg.GroupID = kafkatest.Name(t, "group")
 	cfg.OrdersTopic = kafkatest.Name(t, "orders")
@@ -73,7 +74,7 @@ func newHarness(t *testing.T, partitions int, simCfg webexsim.Config, createOutc
 func (h *harness) start(member string) (stop func()) {
 	h.t.Helper()
 	log := zerolog.New(h.logs).With().Str("member", member).Logger()
-	app, err := NewApp(h.cfg, log)
+	app, err := app.New(h.cfg, log)
 	if err != nil {
 		h.t.Fatal(err)
 	}

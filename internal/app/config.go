@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"errors"
@@ -49,6 +49,27 @@ type Config struct {
 	// MaxRecordBytes is the largest order accepted.
 	MaxRecordBytes int
 
+	// MaxInFlight is how many orders are handled at once: orders of different
+	// keys run in parallel, orders of one key one after another.
+	MaxInFlight int
+	// MaxBufferedPerPartition and MaxBuffered bound the fetched but unfinished
+	// orders of one partition and of all; when full, fetching pauses.
+	MaxBufferedPerPartition int
+	MaxBuffered             int
+	// CommitInterval is how often finished offsets are committed.
+	CommitInterval time.Duration
+	// ShutdownTimeout bounds how long in-flight orders may finish on shutdown or
+	// when a rebalance takes their partition away.
+	ShutdownTimeout time.Duration
+
+	// WebexRateLimit is the request rate to Webex shared by all workers
+	// (requests per second, 0 for no limit); WebexMaxConcurrent caps the
+	// requests in progress. WebexAdaptiveRate lowers the rate on 429s and raises
+	// it again slowly (AIMD), staying just under the point where 429s start.
+	WebexRateLimit     float64
+	WebexMaxConcurrent int
+	WebexAdaptiveRate  bool
+
 	// LogLevel is debug, info, warn or error; LogFormat is json or console.
 	LogLevel  string
 	LogFormat string
@@ -57,26 +78,32 @@ type Config struct {
 // DefaultConfig returns the configuration used where nothing is set.
 func DefaultConfig() Config {
 	return Config{
-		GroupID:              "wholesale-provisioner",
-		OrdersTopic:          "subscriber-orders",
-		OutcomesTopic:        "subscriber-outcomes",
-		DeadLetterTopic:      "subscriber-orders-dlt",
-		WebexBaseURL:         "https://webexapis.com/v1",
-		RequestTimeout:       30 * time.Second,
-		RetryInitialInterval: 500 * time.Millisecond,
-		RetryMaxInterval:     30 * time.Second,
-		RetryMaxElapsed:      2 * time.Minute,
-		StatusPollInterval:   time.Second,
-		StatusMaxWait:        5 * time.Minute,
-		MaxRecordBytes:       256 << 10,
-		LogLevel:             "info",
-		LogFormat:            "json",
+		GroupID:                 "wholesale-provisioner",
+		OrdersTopic:             "subscriber-orders",
+		OutcomesTopic:           "subscriber-outcomes",
+		DeadLetterTopic:         "subscriber-orders-dlt",
+		WebexBaseURL:            "https://webexapis.com/v1",
+		RequestTimeout:          30 * time.Second,
+		RetryInitialInterval:    500 * time.Millisecond,
+		RetryMaxInterval:        30 * time.Second,
+		RetryMaxElapsed:         2 * time.Minute,
+		StatusPollInterval:      time.Second,
+		StatusMaxWait:           5 * time.Minute,
+		MaxRecordBytes:          256 << 10,
+		MaxInFlight:             64,
+		MaxBufferedPerPartition: 2000,
+		MaxBuffered:             10000,
+		CommitInterval:          time.Second,
+		ShutdownTimeout:         15 * time.Second,
+		WebexMaxConcurrent:      64,
+		LogLevel:                "info",
+		LogFormat:               "json",
 	}
 }
 
-// bindFlags declares the flags of cfg on fs, with cfg's values as defaults.
+// BindFlags declares the flags of cfg on fs, with cfg's values as defaults.
 // It returns a function to call after parsing, which copies list flags back.
-func (cfg *Config) bindFlags(fs *flag.FlagSet) func() {
+func (cfg *Config) BindFlags(fs *flag.FlagSet) func() {
 	brokers := strings.Join(cfg.Brokers, ",")
 	fs.StringVar(&brokers, "brokers", brokers, "Kafka bootstrap servers, comma-separated host:port")
 	fs.StringVar(&cfg.GroupID, "group-id", cfg.GroupID, "Kafka consumer group id")
@@ -94,9 +121,17 @@ func (cfg *Config) bindFlags(fs *flag.FlagSet) func() {
 	fs.DurationVar(&cfg.StatusPollInterval, "status-poll-interval", cfg.StatusPollInterval, "first wait before polling a subscriber that is still provisioning")
 	fs.DurationVar(&cfg.StatusMaxWait, "status-max-wait", cfg.StatusMaxWait, "longest time to follow a subscriber that is still provisioning")
 	fs.IntVar(&cfg.MaxRecordBytes, "max-record-bytes", cfg.MaxRecordBytes, "largest order record accepted; larger ones are dead-lettered")
+	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", cfg.MaxInFlight, "orders handled at once (different keys in parallel, one key in order)")
+	fs.IntVar(&cfg.MaxBufferedPerPartition, "max-buffered-per-partition", cfg.MaxBufferedPerPartition, "fetched but unfinished orders per partition before fetching pauses")
+	fs.IntVar(&cfg.MaxBuffered, "max-buffered", cfg.MaxBuffered, "fetched but unfinished orders in all before fetching pauses")
+	fs.DurationVar(&cfg.CommitInterval, "commit-interval", cfg.CommitInterval, "how often finished offsets are committed")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight orders may finish on shutdown or rebalance")
+	fs.Float64Var(&cfg.WebexRateLimit, "webex-rate-limit", cfg.WebexRateLimit, "requests per second to Webex, shared by all workers (0: no limit)")
+	fs.IntVar(&cfg.WebexMaxConcurrent, "webex-max-concurrent", cfg.WebexMaxConcurrent, "Webex requests in progress at once")
+	fs.BoolVar(&cfg.WebexAdaptiveRate, "webex-adaptive-rate", cfg.WebexAdaptiveRate, "lower the request rate on 429s and raise it slowly again (AIMD)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "json (one event per line) or console")
-	return func() { cfg.Brokers = splitList(brokers) }
+	return func() { cfg.Brokers = SplitList(brokers) }
 }
 
 // Validate checks every setting and reports all problems, each saying what to fix.
@@ -105,7 +140,7 @@ func (cfg *Config) Validate() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
 	if len(cfg.Brokers) == 0 {
-		bad("--brokers (%s) is required: set it to the Kafka bootstrap servers, e.g. kafka-1:9092,kafka-2:9092", envName("brokers"))
+		bad("--brokers (%s) is required: set it to the Kafka bootstrap servers, e.g. kafka-1:9092,kafka-2:9092", EnvName("brokers"))
 	}
 	for _, b := range cfg.Brokers {
 		host, port, err := net.SplitHostPort(b)
@@ -114,7 +149,7 @@ func (cfg *Config) Validate() error {
 		}
 	}
 	if cfg.GroupID == "" {
-		bad("--group-id (%s) is empty: name the consumer group, e.g. wholesale-provisioner", envName("group-id"))
+		bad("--group-id (%s) is empty: name the consumer group, e.g. wholesale-provisioner", EnvName("group-id"))
 	}
 	topics := map[string]string{}
 	for _, t := range []struct{ flag, val string }{
@@ -122,7 +157,7 @@ func (cfg *Config) Validate() error {
 	} {
 		switch {
 		case t.val == "":
-			bad("--%s (%s) is empty: name the topic", t.flag, envName(t.flag))
+			bad("--%s (%s) is empty: name the topic", t.flag, EnvName(t.flag))
 		case topics[t.val] != "":
 			bad("--%s and --%s are both %q: the three topics must differ", topics[t.val], t.flag, t.val)
 		default:
@@ -162,10 +197,27 @@ func (cfg *Config) Validate() error {
 	if cfg.RetryMaxAttempts < 0 {
 		bad("--retry-max-attempts must be 0 (no limit) or more, not %d", cfg.RetryMaxAttempts)
 	}
+	for _, n := range []struct {
+		flag string
+		v    int
+	}{{"max-in-flight", cfg.MaxInFlight}, {"max-buffered-per-partition", cfg.MaxBufferedPerPartition}, {"max-buffered", cfg.MaxBuffered}, {"webex-max-concurrent", cfg.WebexMaxConcurrent}} {
+		if n.v < 1 {
+			bad("--%s must be at least 1, not %d", n.flag, n.v)
+		}
+	}
+	if cfg.MaxBuffered < cfg.MaxInFlight {
+		bad("--max-buffered (%d) is below --max-in-flight (%d): the buffer feeds the workers", cfg.MaxBuffered, cfg.MaxInFlight)
+	}
+	if cfg.CommitInterval <= 0 || cfg.ShutdownTimeout <= 0 {
+		bad("--commit-interval and --shutdown-timeout must be positive durations such as 1s")
+	}
+	if cfg.WebexRateLimit < 0 {
+		bad("--webex-rate-limit must be 0 (no limit) or more, not %v", cfg.WebexRateLimit)
+	}
 	if cfg.MaxRecordBytes < 1024 {
 		bad("--max-record-bytes must be at least 1024, not %d", cfg.MaxRecordBytes)
 	}
-	if _, err := parseLevel(cfg.LogLevel); err != nil {
+	if _, err := ParseLevel(cfg.LogLevel); err != nil {
 		bad("--log-level: %v", err)
 	}
 	if cfg.LogFormat != "json" && cfg.LogFormat != "console" {
@@ -188,3 +240,23 @@ func (l lines) Error() string {
 }
 
 func joinLines(errs []error) error { return lines(errs) }
+
+// EnvPrefix prefixes the environment variable of every flag: --orders-topic is
+// also PROVISIONER_ORDERS_TOPIC. A flag given on the command line wins.
+const EnvPrefix = "PROVISIONER_"
+
+// EnvName returns the environment variable of a flag.
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// SplitList splits a comma-separated list, dropping empty items.
+func SplitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

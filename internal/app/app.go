@@ -1,8 +1,9 @@
-package main
+// Package app wires the provisioner from one Config: consumer, pipeline, Webex
+// workflow and writers. The command, the demo, the benchmarks and tests start it.
+package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -25,8 +26,8 @@ type App struct {
 	consumer *consumer.Consumer
 }
 
-// NewApp builds an App from a validated Config.
-func NewApp(cfg Config, log zerolog.Logger) (*App, error) {
+// New builds an App from a validated Config.
+func New(cfg Config, log zerolog.Logger) (*App, error) {
 	var tokens provisioning.TokenSource = provisioning.StaticToken(cfg.WebexToken)
 	if cfg.WebexTokenFile != "" {
 		ft, err := provisioning.NewFileToken(cfg.WebexTokenFile)
@@ -91,7 +92,8 @@ func (a *App) Run(ctx context.Context) error {
 // Close releases the writers. Call it after Run returned.
 func (a *App) Close() error { return a.writer.Close() }
 
-func parseLevel(s string) (zerolog.Level, error) {
+// ParseLevel reads a log level name.
+func ParseLevel(s string) (zerolog.Level, error) {
 	switch strings.ToLower(s) {
 	case "debug":
 		return zerolog.DebugLevel, nil
@@ -105,9 +107,9 @@ func parseLevel(s string) (zerolog.Level, error) {
 	return zerolog.NoLevel, fmt.Errorf("unknown level %q: use debug, info, warn or error", s)
 }
 
-// newLogger returns a zerolog logger writing one event per line to w.
-func newLogger(w io.Writer, level, format string) zerolog.Logger {
-	lvl, err := parseLevel(level)
+// NewLogger returns a zerolog logger writing one event per line to w.
+func NewLogger(w io.Writer, level, format string) zerolog.Logger {
+	lvl, err := ParseLevel(level)
 	if err != nil {
 		lvl = zerolog.InfoLevel
 	}
@@ -115,38 +117,4 @@ func newLogger(w io.Writer, level, format string) zerolog.Logger {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
-}
-
-// runCmd is `provisioner run`.
-func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg := DefaultConfig()
-	fs := newFlagSet("run", "Consume subscriber orders from Kafka and provision them on Webex for Wholesale.", stderr)
-	finish := cfg.bindFlags(fs)
-	if err := parse(fs, args, osLookupEnv); err != nil {
-		return err
-	}
-	finish()
-	cfg.WebexToken, _ = osLookupEnv(envName("webex-token"))
-	if err := cfg.Validate(); err != nil {
-		return usageError{err}
-	}
-	log := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	app, err := NewApp(cfg, log)
-	if err != nil {
-		return usageError{err}
-	}
-	defer app.Close()
-	return app.Run(ctx)
-}
-
-// usageError is a configuration mistake: reported without a stack of context,
-// with exit code 2.
-type usageError struct{ err error }
-
-func (u usageError) Error() string { return u.err.Error() }
-func (u usageError) Unwrap() error { return u.err }
-
-func isUsage(err error) bool {
-	var u usageError
-	return errors.As(err, &u)
 }

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/acme-sp/wholesale-provisioner/internal/app"
+)
+
+// runCmd is `provisioner run`.
+func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := app.DefaultConfig()
+	fs := newFlagSet("run", "Consume subscriber orders from Kafka and provision them on Webex for Wholesale.", stderr)
+	finish := cfg.BindFlags(fs)
+	if err := parse(fs, args, osLookupEnv); err != nil {
+		return err
+	}
+	finish()
+	cfg.WebexToken, _ = osLookupEnv(app.EnvName("webex-token"))
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	log := app.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	a, err := app.New(cfg, log)
+	if err != nil {
+		return usageError{err}
+	}
+	defer a.Close()
+	return a.Run(ctx)
+}
+
+// usageError is a configuration mistake: reported without a stack of context,
+// with exit code 2.
+type usageError struct{ err error }
+
+func (u usageError) Error() string { return u.err.Error() }
+func (u usageError) Unwrap() error { return u.err }
+
+func isUsage(err error) bool {
+	var u usageError
+	return errors.As(err, &u)
+}

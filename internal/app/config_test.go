@@ -1,0 +1,59 @@
+package app
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func validConfig() Config {
+	c := DefaultConfig()
+	c.Brokers = []string{"kafka-1:9092"}
+	c.WebexToken = "tok"
+	return c
+}
+
+func TestConfigValidate(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.WriteFile(empty, []byte("  \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		change func(*Config)
+		want   string // substring of the message; "" means valid
+	}{
+		{"valid", func(*Config) {}, ""},
+		{"no brokers", func(c *Config) { c.Brokers = nil }, "--brokers (PROVISIONER_BROKERS) is required"},
+		{"broker without port", func(c *Config) { c.Brokers = []string{"kafka-1"} }, `"kafka-1" is not host:port`},
+		{"same topic twice", func(c *Config) { c.OutcomesTopic = c.OrdersTopic }, "the three topics must differ"},
+		{"empty group", func(c *Config) { c.GroupID = "" }, "--group-id (PROVISIONER_GROUP_ID) is empty"},
+		{"bad base URL", func(c *Config) { c.WebexBaseURL = "webexapis.com/v1" }, "--webex-base-url"},
+		{"no token", func(c *Config) { c.WebexToken = "" }, "no Webex access token: set PROVISIONER_WEBEX_TOKEN or --webex-token-file"},
+		{"both tokens", func(c *Config) { c.WebexTokenFile = empty }, "keep one"},
+		{"missing token file", func(c *Config) { c.WebexToken, c.WebexTokenFile = "", filepath.Join(dir, "nope") }, "--webex-token-file"},
+		{"empty token file", func(c *Config) { c.WebexToken, c.WebexTokenFile = "", empty }, "is empty: write the access token into it"},
+		{"negative timeout", func(c *Config) { c.RequestTimeout = -time.Second }, "--request-timeout must be a positive duration"},
+		{"max below initial", func(c *Config) { c.RetryMaxInterval = time.Millisecond }, "shorter than --retry-initial-interval"},
+		{"tiny record limit", func(c *Config) { c.MaxRecordBytes = 10 }, "--max-record-bytes"},
+		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, "--log-level"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validConfig()
+			tt.change(&c)
+			err := c.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tt.want != "" && err == nil:
+				t.Fatalf("no error, want %q", tt.want)
+			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+				t.Fatalf("error %q does not say %q", err, tt.want)
+			}
+		})
+	}
+}
