@@ -1,11 +1,13 @@
-// Package consumer reads records from a Kafka consumer group and hands each one to
-// a Handler, committing its offset only after the handler has finished with it.
+// Package consumer reads records from a Kafka consumer group and hands them to a
+// Handler: records of one key in offset order, different keys in parallel, each
+// offset committed only once every record before it on its partition finished.
 package consumer
 
 import (
 	"context"
 	"errors"
-
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -16,7 +18,8 @@ import (
 // Handler processes one record. A nil error means the record is finished (its
 // outcome or dead letter is durably written) and its offset may be committed. An
 // error means it is not: the consumer retries the same record after a backoff and
-// never skips it. Handle must be safe to call again for the same record.
+// never skips it. Handle is called concurrently for records of different keys and
+// must be safe to call again for the same record.
 type Handler interface {
 	Handle(ctx context.Context, msg kafka.Message) error
 }
@@ -38,11 +41,29 @@ type Config struct {
 	Topic string
 	// Dialer connects to the brokers (TLS, SASL). Default kafka.DefaultDialer.
 	Dialer *kafka.Dialer
+	// KeyFunc names the ordering key of a record: records with equal keys are
+	// handled one after another in offset order. Default: the record's key, or
+	// its partition and offset (no ordering) when the key is empty.
+	KeyFunc func(kafka.Message) string
+	// MaxInFlight is how many records are handled at once. Default 64.
+	MaxInFlight int
+	// MaxBufferedPerPartition bounds the fetched but unfinished records of one
+	// partition; when it is reached, that partition's fetching pauses. Default 2000.
+	MaxBufferedPerPartition int
+	// MaxBuffered bounds them over all partitions. Default 10000.
+	MaxBuffered int
+	// CommitInterval is how often finished offsets are committed. Default 1s.
+	CommitInterval time.Duration
+	// ShutdownTimeout bounds how long records being handled may finish when the
+	// consumer stops or a rebalance takes their partition away; then their
+	// context is cancelled. Default 15s.
+	ShutdownTimeout time.Duration
 	// SessionTimeout is the group session timeout. Default 30s.
 	SessionTimeout time.Duration
 	// HeartbeatInterval is how often the group is told we live. Default 3s.
 	HeartbeatInterval time.Duration
-	// RebalanceTimeout bounds a rebalance. Default 30s.
+	// RebalanceTimeout bounds a rebalance; it must exceed ShutdownTimeout so
+	// that draining fits in it. Default ShutdownTimeout + 15s.
 	RebalanceTimeout time.Duration
 	// MaxWait bounds a fetch that waits for new records. Default 500ms.
 	MaxWait time.Duration
@@ -51,33 +72,54 @@ type Config struct {
 	RetryInitialInterval time.Duration
 	// RetryMaxInterval caps that wait. Default 30s.
 	RetryMaxInterval time.Duration
+	// StatsInterval is how often progress is logged while records are pending
+	// (0: the default 30s; negative: never).
+	StatsInterval time.Duration
 	// Logger receives the consumer's logs. Default: a disabled logger.
 	Logger *zerolog.Logger
 }
 
 func (c *Config) setDefaults() {
-	if c.SessionTimeout <= 0 {
-		c.SessionTimeout = 30 * time.Second
+	setDur := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
 	}
-	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = 3 * time.Second
+	setInt := func(n *int, v int) {
+		if *n <= 0 {
+			*n = v
+		}
 	}
-	if c.RebalanceTimeout <= 0 {
-		c.RebalanceTimeout = 30 * time.Second
+	setInt(&c.MaxInFlight, 64)
+	setInt(&c.MaxBufferedPerPartition, 2000)
+	setInt(&c.MaxBuffered, 10000)
+	setDur(&c.CommitInterval, time.Second)
+	setDur(&c.ShutdownTimeout, 15*time.Second)
+	setDur(&c.SessionTimeout, 30*time.Second)
+	setDur(&c.HeartbeatInterval, 3*time.Second)
+	setDur(&c.RebalanceTimeout, c.ShutdownTimeout+15*time.Second)
+	setDur(&c.MaxWait, 500*time.Millisecond)
+	setDur(&c.RetryInitialInterval, 500*time.Millisecond)
+	setDur(&c.RetryMaxInterval, 30*time.Second)
+	if c.StatsInterval == 0 {
+		c.StatsInterval = 30 * time.Second
 	}
-	if c.MaxWait <= 0 {
-		c.MaxWait = 500 * time.Millisecond
-	}
-	if c.RetryInitialInterval <= 0 {
-		c.RetryInitialInterval = 500 * time.Millisecond
-	}
-	if c.RetryMaxInterval <= 0 {
-		c.RetryMaxInterval = 30 * time.Second
+	if c.KeyFunc == nil {
+		c.KeyFunc = DefaultKey
 	}
 	if c.Logger == nil {
 		l := zerolog.Nop()
 		c.Logger = &l
 	}
+}
+
+// DefaultKey is the record's key, or its partition and offset when the key is
+// empty (such records are not ordered among themselves).
+func DefaultKey(m kafka.Message) string {
+	if len(m.Key) > 0 {
+		return string(m.Key)
+	}
+	return "\x00" + strconv.Itoa(m.Partition) + "/" + strconv.FormatInt(m.Offset, 10)
 }
 
 // Validate reports the first missing or wrong setting.
@@ -89,16 +131,23 @@ func (c *Config) Validate() error {
 		return errors.New("no consumer group id configured")
 	case c.Topic == "":
 		return errors.New("no orders topic configured")
+	case c.MaxBuffered > 0 && c.MaxInFlight > c.MaxBuffered:
+		return errors.New("max in flight exceeds max buffered")
 	}
 	return nil
 }
 
-// Consumer reads the orders topic as a member of a consumer group and processes
-// one record at a time, in offset order.
+// Consumer reads the orders topic as a member of a consumer group. It is meant
+// to be Run once.
 type Consumer struct {
 	cfg     Config
 	handler Handler
 	log     zerolog.Logger
+	global  chan struct{}
+	sched   *scheduler
+
+	mu    sync.Mutex
+	parts map[int]*partition // the current generation's partitions
 }
 
 // New returns a Consumer that hands records to h.
@@ -107,78 +156,237 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	return &Consumer{cfg: cfg, handler: h, log: *cfg.Logger}, nil
+	c := &Consumer{cfg: cfg, handler: h, log: *cfg.Logger, global: make(chan struct{}, cfg.MaxBuffered)}
+	c.sched = newScheduler(h, cfg.MaxInFlight, func() backoff.BackOff {
+		return backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(cfg.RetryInitialInterval),
+			backoff.WithMaxInterval(cfg.RetryMaxInterval),
+			backoff.WithMaxElapsedTime(0), // never give up on a record: skipping it would lose it
+		)
+	}, c.log)
+	return c, nil
 }
 
-func (c *Consumer) newReader() *kafka.Reader {
-	return kafka.NewReader(kafka.ReaderConfig{
+// Run consumes until ctx ends. Then it stops fetching, lets the records being
+// handled finish within the shutdown timeout, commits what finished, leaves the
+// group and returns nil.
+func (c *Consumer) Run(ctx context.Context) error {
+	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                c.cfg.GroupID,
 		Brokers:           c.cfg.Brokers,
-		GroupID:           c.cfg.GroupID,
-		Topic:             c.cfg.Topic,
 		Dialer:            c.cfg.Dialer,
-		SessionTimeout:    c.cfg.SessionTimeout,
+		Topics:            []string{c.cfg.Topic},
 		HeartbeatInterval: c.cfg.HeartbeatInterval,
+		SessionTimeout:    c.cfg.SessionTimeout,
 		RebalanceTimeout:  c.cfg.RebalanceTimeout,
-		MaxWait:           c.cfg.MaxWait,
+		JoinGroupBackoff:  time.Second,
 		StartOffset:       kafka.FirstOffset,
-		// Commits are synchronous (CommitInterval 0), made only after the handler finished.
-		CommitInterval: 0,
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			c.log.Warn().Str("component", "kafka-reader").Msgf(msg, args...)
+			c.log.Warn().Str("component", "kafka-group").Msgf(msg, args...)
 		}),
 	})
-}
-
-// Run consumes until ctx ends, then leaves the group and returns nil. An
-// offset is committed only after the handler returned nil for its record.
-func (c *Consumer) Run(ctx context.Context) error {
-	r := c.newReader()
+	if err != nil {
+		return err
+	}
+	var gens sync.WaitGroup
 	defer func() {
-		if err := r.Close(); err != nil {
-			c.log.Warn().Err(err).Msg("closing kafka reader")
+		// Leave the group only after the generation's last commit.
+		gens.Wait()
+		if err := group.Close(); err != nil {
+			c.log.Warn().Err(err).Msg("leaving the consumer group")
 		}
+		c.sched.wait()
 	}()
+	if c.cfg.StatsInterval > 0 {
+		stop := make(chan struct{})
+		defer close(stop)
+		go c.logStats(stop)
+	}
 	for {
-		msg, err := r.FetchMessage(ctx)
+		gen, err := group.Next(ctx)
 		if err != nil {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
 				return nil
 			}
-			// The reader reconnects by itself; wait a little rather than spin.
-			c.log.Error().Err(err).Msg("fetching order")
+			c.log.Error().Err(err).Msg("joining the consumer group; retrying")
 			if sleep(ctx, time.Second) != nil {
 				return nil
 			}
 			continue
 		}
-		if err := c.handle(ctx, msg); err != nil {
-			return nil // ctx ended before the record was finished: it stays uncommitted
-		}
-		if err := r.CommitMessages(ctx, msg); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			// Typically a rebalance took the partition away: the new owner
-			// redelivers the record, and handling is idempotent.
-			c.log.Warn().Err(err).Str("topic", msg.Topic).Int("partition", msg.Partition).
-				Int64("offset", msg.Offset).Msg("committing offset failed; the record will be redelivered")
-		}
+		c.runGeneration(ctx, gen, &gens)
 	}
 }
 
-// handle runs the handler until it succeeds or ctx ends.
-func (c *Consumer) handle(ctx context.Context, msg kafka.Message) error {
-	b := backoff.WithContext(backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(c.cfg.RetryInitialInterval),
-		backoff.WithMaxInterval(c.cfg.RetryMaxInterval),
-		backoff.WithMaxElapsedTime(0), // never give up on a record: skipping it would lose it
-	), ctx)
-	return backoff.RetryNotify(func() error {
-		return c.handler.Handle(ctx, msg)
-	}, b, func(err error, wait time.Duration) {
-		c.log.Error().Err(err).Str("topic", msg.Topic).Int("partition", msg.Partition).
-			Int64("offset", msg.Offset).Dur("retry_in", wait).Msg("order not finished; it will be handled again")
+// runGeneration starts one fetcher per assigned partition and the committer.
+// The generation ends when the group rebalances or ctx ends; the committer then
+// drains and commits before the group may move on.
+func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, gens *sync.WaitGroup) {
+	assigned := gen.Assignments[c.cfg.Topic]
+	parts := make(map[int]*partition, len(assigned))
+	for _, a := range assigned {
+		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		p := &partition{
+			topic:    c.cfg.Topic,
+			id:       a.ID,
+			ctx:      pctx,
+			cancel:   cancel,
+			stop:     make(chan struct{}),
+			tracker:  newTracker(a.Offset),
+			buffered: make(chan struct{}, c.cfg.MaxBufferedPerPartition),
+			global:   c.global,
+		}
+		parts[a.ID] = p
+		offset := a.Offset
+		gens.Add(1)
+		gen.Start(func(gctx context.Context) {
+			defer gens.Done()
+			c.fetch(ctx, gctx, p, offset)
+		})
+	}
+	c.mu.Lock()
+	c.parts = parts
+	c.mu.Unlock()
+	ids := make([]int, 0, len(parts))
+	for id := range parts {
+		ids = append(ids, id)
+	}
+	c.log.Info().Int32("generation", gen.ID).Ints("partitions", ids).Msg("partitions assigned")
+
+	gens.Add(1)
+	gen.Start(func(gctx context.Context) {
+		defer gens.Done()
+		c.commitLoop(ctx, gctx, gen, parts)
 	})
+}
+
+// fetch reads one partition from offset and submits its records, pausing while
+// the buffers are full.
+func (c *Consumer) fetch(ctx, gctx context.Context, p *partition, offset int64) {
+	fctx, cancel := context.WithCancel(gctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-ctx.Done():
+			cancel()
+		case <-fctx.Done():
+		}
+	}()
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:   c.cfg.Brokers,
+		Topic:     p.topic,
+		Partition: p.id,
+		Dialer:    c.cfg.Dialer,
+		MaxWait:   c.cfg.MaxWait,
+		MaxBytes:  4 << 20,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			c.log.Warn().Str("component", "kafka-reader").Int("partition", p.id).Msgf(msg, args...)
+		}),
+	})
+	defer r.Close()
+	if err := r.SetOffset(offset); err != nil {
+		c.log.Error().Err(err).Int("partition", p.id).Int64("offset", offset).Msg("setting the start offset")
+		return
+	}
+	for {
+		select {
+		case p.buffered <- struct{}{}:
+		case <-fctx.Done():
+			return
+		}
+		select {
+		case p.global <- struct{}{}:
+		case <-fctx.Done():
+			<-p.buffered
+			return
+		}
+		msg, err := r.FetchMessage(fctx)
+		if err != nil {
+			<-p.global
+			<-p.buffered
+			if fctx.Err() != nil {
+				return
+			}
+			// The reader reconnects by itself; wait a little rather than spin.
+			c.log.Error().Err(err).Int("partition", p.id).Msg("fetching orders")
+			if sleep(fctx, time.Second) != nil {
+				return
+			}
+			continue
+		}
+		if err := p.tracker.add(msg.Offset, time.Now()); err != nil {
+			// Cannot happen with one reader per partition; refuse rather than risk a wrong commit.
+			<-p.global
+			<-p.buffered
+			c.log.Error().Err(err).Int("partition", p.id).Msg("offset out of order; record ignored, it stays uncommitted")
+			continue
+		}
+		c.sched.submit(&item{msg: msg, key: c.cfg.KeyFunc(msg), part: p})
+	}
+}
+
+// commitLoop commits finished offsets every interval, and when the generation
+// ends (rebalance) or ctx ends (shutdown): stops the partitions, waits for the
+// records being handled up to the shutdown timeout, and commits a last time.
+func (c *Consumer) commitLoop(ctx, gctx context.Context, gen *kafka.Generation, parts map[int]*partition) {
+	t := time.NewTicker(c.cfg.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			c.commit(gen, parts)
+			continue
+		case <-gctx.Done():
+		case <-ctx.Done():
+		}
+		break
+	}
+	for _, p := range parts {
+		p.giveUp()
+	}
+	deadline := time.Now().Add(c.cfg.ShutdownTimeout)
+	for running(parts) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := running(parts); n > 0 {
+		c.log.Warn().Int64("records", n).Dur("shutdown_timeout", c.cfg.ShutdownTimeout).
+			Msg("records still being handled at the shutdown timeout are cancelled; they will be redelivered")
+	}
+	for _, p := range parts {
+		p.cancel()
+	}
+	c.commit(gen, parts)
+	c.log.Info().Int32("generation", gen.ID).Msg("partitions released")
+}
+
+func running(parts map[int]*partition) int64 {
+	var n int64
+	for _, p := range parts {
+		n += p.running.Load()
+	}
+	return n
+}
+
+// commit commits every partition whose finished watermark moved.
+func (c *Consumer) commit(gen *kafka.Generation, parts map[int]*partition) {
+	offsets := map[int]int64{}
+	for id, p := range parts {
+		if w, ok := p.tracker.committable(); ok {
+			offsets[id] = w
+		}
+	}
+	if len(offsets) == 0 {
+		return
+	}
+	if err := gen.CommitOffsets(map[string]map[int]int64{c.cfg.Topic: offsets}); err != nil {
+		// Typically a rebalance in progress: the records are redelivered to the
+		// partition's next owner, and handling them is idempotent.
+		c.log.Warn().Err(err).Msg("committing offsets failed; uncommitted records will be redelivered")
+		return
+	}
+	for id, w := range offsets {
+		parts[id].tracker.markCommitted(w)
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -3,6 +3,8 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sort"
 	"strconv"
 	"sync"
 	"testing"
@@ -53,7 +55,8 @@ func TestFailedRecordIsRetriedNotSkipped(t *testing.T) {
 	brokers, topic := setup(t, 2, 20)
 	var mu sync.Mutex
 	fails := map[string]int{"3": 3} // record "3" fails three times
-	seen := map[int][]int{}         // partition -> values in handling order
+	seen := map[string][]int{}      // key -> values in handling order
+	total := 0
 	done := make(chan struct{})
 	h := HandlerFunc(func(ctx context.Context, m kafka.Message) error {
 		mu.Lock()
@@ -63,8 +66,8 @@ func TestFailedRecordIsRetriedNotSkipped(t *testing.T) {
 			return errors.New("webex down")
 		}
 		v, _ := strconv.Atoi(string(m.Value))
-		seen[m.Partition] = append(seen[m.Partition], v)
-		if len(seen[0])+len(seen[1]) == 20 {
+		seen[string(m.Key)] = append(seen[string(m.Key)], v)
+		if total++; total == 20 {
 			close(done)
 		}
 		return nil
@@ -82,10 +85,10 @@ func TestFailedRecordIsRetriedNotSkipped(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatalf("not all records handled: %v", seen)
 	}
-	for p, vs := range seen {
+	for k, vs := range seen {
 		for i := 1; i < len(vs); i++ {
 			if vs[i] < vs[i-1] {
-				t.Errorf("partition %d handled out of order: %v", p, vs)
+				t.Errorf("key %s handled out of order: %v", k, vs)
 			}
 		}
 	}
@@ -141,13 +144,17 @@ func TestUnfinishedRecordIsNotCommitted(t *testing.T) {
 		t.Fatalf("committed offset %d, want 2 (records 0 and 1 finished, 2 not)", ls[0].Committed)
 	}
 
-	// A new member resumes at the unfinished record.
-	var first string
-	got := make(chan struct{})
+	// A new member resumes at the unfinished record: it gets 2, 3 and 4 (records
+	// after an unfinished one were not committed either), and not 0 or 1.
+	var mu2 sync.Mutex
+	var got2 []int64
+	all := make(chan struct{})
 	c2, _ := New(Config{Brokers: brokers, GroupID: "g", Topic: topic}, HandlerFunc(func(ctx context.Context, m kafka.Message) error {
-		if first == "" {
-			first = string(m.Value)
-			close(got)
+		mu2.Lock()
+		defer mu2.Unlock()
+		got2 = append(got2, m.Offset)
+		if len(got2) == 3 {
+			close(all)
 		}
 		return nil
 	}))
@@ -155,14 +162,18 @@ func TestUnfinishedRecordIsNotCommitted(t *testing.T) {
 	defer cancel2()
 	go func() { errc <- c2.Run(ctx2) }()
 	select {
-	case <-got:
+	case <-all:
 	case <-ctx2.Done():
-		t.Fatal("the new member got nothing")
+		t.Fatalf("the new member got %v, want offsets 2, 3, 4", got2)
 	}
+	time.Sleep(200 * time.Millisecond)
 	cancel2()
 	<-errc
-	if first != "2" {
-		t.Errorf("the new member started at %q, want the unfinished record 2", first)
+	mu2.Lock()
+	defer mu2.Unlock()
+	sort.Slice(got2, func(i, j int) bool { return got2[i] < got2[j] })
+	if fmt.Sprint(got2) != "[2 3 4]" {
+		t.Errorf("the new member handled offsets %v, want [2 3 4]", got2)
 	}
 }
 

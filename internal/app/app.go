@@ -67,10 +67,18 @@ func New(cfg Config, log zerolog.Logger) (*App, error) {
 		Logger:         &log,
 	}, wf, w)
 	c, err := consumer.New(consumer.Config{
-		Brokers: cfg.Brokers,
-		GroupID: cfg.GroupID,
-		Topic:   cfg.OrdersTopic,
-		Logger:  &log,
+		Brokers:                 cfg.Brokers,
+		GroupID:                 cfg.GroupID,
+		Topic:                   cfg.OrdersTopic,
+		KeyFunc:                 pipeline.OrderKey,
+		MaxInFlight:             cfg.MaxInFlight,
+		MaxBufferedPerPartition: cfg.MaxBufferedPerPartition,
+		MaxBuffered:             cfg.MaxBuffered,
+		CommitInterval:          cfg.CommitInterval,
+		ShutdownTimeout:         cfg.ShutdownTimeout,
+		RetryInitialInterval:    cfg.RetryInitialInterval,
+		RetryMaxInterval:        cfg.RetryMaxInterval,
+		Logger:                  &log,
 	}, p)
 	if err != nil {
 		w.Close()

@@ -6,15 +6,18 @@ package pipeline
 import (
 	"context"
 	"crypto/sha1"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/acme-sp/wholesale-provisioner/consumer"
 	"github.com/acme-sp/wholesale-provisioner/internal/redact"
 	"github.com/acme-sp/wholesale-provisioner/provisioning"
 	"github.com/acme-sp/wholesale-provisioner/schemas"
@@ -318,4 +321,21 @@ func EventID(orderID string) string {
 	h[6] = (h[6] & 0x0f) | 0x50
 	h[8] = (h[8] & 0x3f) | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+}
+
+// OrderKey is the ordering key of an order record: its Kafka key, or, for a
+// record published without one, its customerId and email, so that one
+// subscriber's orders still run in order. Records with neither are not ordered.
+func OrderKey(msg kafka.Message) string {
+	if len(msg.Key) > 0 {
+		return string(msg.Key)
+	}
+	var head struct {
+		CustomerID string `json:"customerId"`
+		Email      string `json:"email"`
+	}
+	if json.Unmarshal(msg.Value, &head) == nil && head.CustomerID != "" && head.Email != "" {
+		return head.CustomerID + "/" + strings.ToLower(head.Email)
+	}
+	return consumer.DefaultKey(msg)
 }

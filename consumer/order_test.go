@@ -1,0 +1,146 @@
+package consumer
+
+import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// TestKeyOrderUnderConcurrency is a property test: with random handler
+// latencies and many records in flight, every key's records complete in offset
+// order, every record completes once, and different keys really run in parallel.
+func TestKeyOrderUnderConcurrency(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		t.Run("seed"+strconv.FormatUint(seed, 10), func(t *testing.T) {
+			const n, keys = 1500, 40
+			brokers, topic := setupKeyed(t, 4, n, keys)
+			r := rand.New(rand.NewPCG(seed, seed))
+			var rmu sync.Mutex
+			delay := func() time.Duration {
+				rmu.Lock()
+				defer rmu.Unlock()
+				return time.Duration(r.IntN(3000)) * time.Microsecond
+			}
+			var (
+				mu        sync.Mutex
+				completed = map[string][]int64{} // key -> offsets in completion order (per partition of the key)
+				count     int
+				now, peak atomic.Int64
+			)
+			done := make(chan struct{})
+			h := HandlerFunc(func(ctx context.Context, m kafka.Message) error {
+				c := now.Add(1)
+				for p := peak.Load(); c > p && !peak.CompareAndSwap(p, c); p = peak.Load() {
+				}
+				time.Sleep(delay())
+				now.Add(-1)
+				mu.Lock()
+				defer mu.Unlock()
+				completed[string(m.Key)] = append(completed[string(m.Key)], m.Offset)
+				if count++; count == n {
+					close(done)
+				}
+				return nil
+			})
+			c, err := New(Config{Brokers: brokers, GroupID: "g", Topic: topic, MaxInFlight: 32, MaxBufferedPerPartition: 200, MaxBuffered: 400, CommitInterval: 50 * time.Millisecond}, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			errc := make(chan error, 1)
+			go func() { errc <- c.Run(ctx) }()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				t.Fatalf("only %d of %d records completed", count, n)
+			}
+			cancel()
+			<-errc
+			mu.Lock()
+			defer mu.Unlock()
+			for k, offs := range completed {
+				for i := 1; i < len(offs); i++ {
+					if offs[i] <= offs[i-1] {
+						t.Fatalf("key %s completed out of offset order: %v", k, offs)
+					}
+				}
+			}
+			if len(completed) != keys {
+				t.Errorf("%d keys completed, want %d", len(completed), keys)
+			}
+			if p := peak.Load(); p < 8 {
+				t.Errorf("at most %d records ran at once: the keys did not run in parallel", p)
+			}
+			if p := peak.Load(); p > 32 {
+				t.Errorf("%d records ran at once, above MaxInFlight 32", p)
+			}
+		})
+	}
+}
+
+// TestBackPressureBoundsBuffering: with a handler that blocks, the consumer
+// fetches no more than its buffers allow.
+func TestBackPressureBoundsBuffering(t *testing.T) {
+	brokers, topic := setupKeyed(t, 2, 2000, 2000)
+	release := make(chan struct{})
+	var started atomic.Int64
+	h := HandlerFunc(func(ctx context.Context, m kafka.Message) error {
+		started.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	c, _ := New(Config{Brokers: brokers, GroupID: "g", Topic: topic, MaxInFlight: 10, MaxBufferedPerPartition: 50, MaxBuffered: 80, ShutdownTimeout: 100 * time.Millisecond}, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for started.Load() < 10 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // let the fetchers run into the limits
+	s := c.Stats()
+	total := 0
+	for _, p := range s.Partitions {
+		if p.Buffered > 50 {
+			t.Errorf("partition %d buffers %d records, above 50", p.Partition, p.Buffered)
+		}
+		total += p.Buffered
+	}
+	if total > 80 || total < 10 {
+		t.Errorf("%d records buffered, want between 10 and the limit 80", total)
+	}
+	if s.InFlight != 10 {
+		t.Errorf("in flight %d, want MaxInFlight 10", s.InFlight)
+	}
+	close(release)
+	cancel()
+	<-errc
+}
+
+func setupKeyed(t *testing.T, partitions int32, n, keys int) ([]string, string) {
+	t.Helper()
+	brokers, topic := setup(t, partitions, 0)
+	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Balancer: kafka.Murmur2Balancer{Consistent: true}, RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond, BatchSize: 1000}
+	defer w.Close()
+	var msgs []kafka.Message
+	for i := 0; i < n; i++ {
+		msgs = append(msgs, kafka.Message{Key: []byte("key-" + strconv.Itoa(i%keys)), Value: []byte(strconv.Itoa(i))})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	return brokers, topic
+}
