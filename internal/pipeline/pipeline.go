@@ -6,10 +6,12 @@ package pipeline
 import (
 	"context"
 	"crypto/sha1"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +42,9 @@ const (
 	ReasonRecordTooLarge    = "record_too_large"
 	ReasonUnsupportedAction = "unsupported_action"
 	ReasonPanic             = "handler_panic"
+	// ReasonDuplicateOrderID: the order id was already used, by this instance
+	// recently, for an order with other content.
+	ReasonDuplicateOrderID = "duplicate_order_id"
 )
 
 // Error classes of dead-letter records.
@@ -60,6 +65,10 @@ type Config struct {
 	// PublishRetryMaxInterval caps the wait between attempts to publish a record's
 	// answer. Publishing is retried until it succeeds or the context ends. Default 10s.
 	PublishRetryMaxInterval time.Duration
+	// RememberOrders is how many recently answered order ids are remembered to
+	// catch an order id reused for different content. Default 100000; negative
+	// disables the check.
+	RememberOrders int
 	// Logger receives one line per finished order. Default: a disabled logger.
 	Logger *zerolog.Logger
 	// Now tells the time. Default time.Now.
@@ -68,10 +77,11 @@ type Config struct {
 
 // Pipeline is a consumer.Handler for the orders topic. It is safe for concurrent use.
 type Pipeline struct {
-	cfg Config
-	wf  Provisioner
-	pub Publisher
-	log zerolog.Logger
+	cfg  Config
+	wf   Provisioner
+	pub  Publisher
+	log  zerolog.Logger
+	seen *seenOrders
 }
 
 // New returns a Pipeline.
@@ -89,7 +99,10 @@ func New(cfg Config, wf Provisioner, pub Publisher) *Pipeline {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Pipeline{cfg: cfg, wf: wf, pub: pub, log: *cfg.Logger}
+	if cfg.RememberOrders == 0 {
+		cfg.RememberOrders = 100000
+	}
+	return &Pipeline{cfg: cfg, wf: wf, pub: pub, log: *cfg.Logger, seen: newSeenOrders(cfg.RememberOrders)}
 }
 
 // answer is what one record produced: an outcome, a dead letter, or both.
@@ -98,71 +111,88 @@ type answer struct {
 	dead    *schemas.DeadLetter
 }
 
+// job is one record being handled and what is known of it so far.
+type job struct {
+	msg   kafka.Message
+	order *schemas.Order // set once the value decoded into a valid order
+	// digest identifies the order's content (its canonical JSON, or the raw
+	// bytes of an invalid record), and replay counts the dead-letter replays
+	// that brought it back: together with the order id they make the event id.
+	digest [sha256.Size]byte
+	replay int
+	log    zerolog.Logger
+}
+
 // Handle processes one record. It returns nil once the record's answer is
 // acknowledged; it returns an error, and the record stays uncommitted, when ctx
 // ends or when the Webex API is in a configuration fault.
 func (p *Pipeline) Handle(ctx context.Context, msg kafka.Message) (err error) {
 	start := p.cfg.Now()
-	log := p.log.With().Str("topic", msg.Topic).Int("partition", msg.Partition).Int64("offset", msg.Offset).
-		Str("key", redact.Text(string(msg.Key))).Logger()
-	ctx = log.WithContext(ctx)
+	r := &job{msg: msg, digest: sha256.Sum256(msg.Value), replay: ReplayCount(msg),
+		log: p.log.With().Str("topic", msg.Topic).Int("partition", msg.Partition).Int64("offset", msg.Offset).
+			Str("key", redact.Text(string(msg.Key))).Logger()}
 
-	var (
-		a     answer
-		order *schemas.Order
-	)
+	var a answer
 	func() {
 		defer func() {
-			if r := recover(); r != nil {
+			if v := recover(); v != nil {
 				// A record that crashes the handler would crash every consumer it
 				// reaches: dead-letter it instead.
-				log.Error().Interface("panic", r).Bytes("stack", debug.Stack()).Msg("handler panicked; dead-lettering the record")
-				a, err = p.panicked(msg, order, r), nil
+				r.log.Error().Interface("panic", v).Bytes("stack", debug.Stack()).Msg("handler panicked; dead-lettering the record")
+				a, err = p.panicked(r, v), nil
 			}
 		}()
-		a, err = p.decide(ctx, msg, &order, &log)
+		a, err = p.decide(ctx, r)
 	}()
 	if err != nil {
 		return err
 	}
-	if err := p.publish(ctx, msg, a, &log); err != nil {
+	if err := p.publish(ctx, r, a); err != nil {
 		return err
 	}
-	p.logFinished(&log, order, a, p.cfg.Now().Sub(start))
+	if a.outcome != nil && r.order != nil && a.outcome.Status != schemas.StatusFailed {
+		p.seen.add(r.order.OrderID, r.digest)
+	}
+	p.logFinished(r, a, p.cfg.Now().Sub(start))
 	return nil
 }
 
-// decide works out the answer to one record. It sets *order as soon as the
+// decide works out the answer to one record. It sets r.order as soon as the
 // record is decoded, so that a later panic can still name the order.
-func (p *Pipeline) decide(ctx context.Context, msg kafka.Message, order **schemas.Order, log *zerolog.Logger) (answer, error) {
-	if len(msg.Value) > p.cfg.MaxRecordBytes {
-		return p.invalid(msg, "", ReasonRecordTooLarge, ClassInvalidInput, "decode",
-			fmt.Sprintf("record value of %d bytes exceeds the limit of %d bytes", len(msg.Value), p.cfg.MaxRecordBytes)), nil
+func (p *Pipeline) decide(ctx context.Context, r *job) (answer, error) {
+	if len(r.msg.Value) > p.cfg.MaxRecordBytes {
+		return p.invalid(r, "", ReasonRecordTooLarge, ClassInvalidInput, "decode",
+			fmt.Sprintf("record value of %d bytes exceeds the limit of %d bytes", len(r.msg.Value), p.cfg.MaxRecordBytes)), nil
 	}
-	o, err := schemas.DecodeOrder(msg.Value)
+	o, err := schemas.DecodeOrder(r.msg.Value)
 	if err != nil {
 		var ie *schemas.InvalidOrderError
 		if !errors.As(err, &ie) {
 			return answer{}, fmt.Errorf("decoding order: %w", err)
 		}
-		return p.invalid(msg, ie.OrderID, ie.Reason, ClassInvalidInput, "validate", ie.Detail), nil
+		return p.invalid(r, ie.OrderID, ie.Reason, ClassInvalidInput, "validate", ie.Detail), nil
 	}
-	*order = &o
-	*log = log.With().Str("order_id", o.OrderID).Str("customer_id", o.CustomerID).Str("email", redact.Email(o.Email)).Logger()
+	r.order = &o
+	r.digest = orderDigest(o)
+	r.log = r.log.With().Str("order_id", o.OrderID).Str("customer_id", o.CustomerID).Str("email", redact.Email(o.Email)).Logger()
+	if p.seen.conflicts(o.OrderID, r.digest) {
+		return p.invalid(r, o.OrderID, ReasonDuplicateOrderID, ClassInvalidInput, "validate",
+			"order id "+o.OrderID+" was already used for an order with different content; send changes under a new order id"), nil
+	}
 	if o.Action != schemas.ActionProvision {
-		return p.invalid(msg, o.OrderID, ReasonUnsupportedAction, ClassPermanent, "validate",
+		return p.invalid(r, o.OrderID, ReasonUnsupportedAction, ClassPermanent, "validate",
 			fmt.Sprintf("action %q is not supported by this version of the provisioner", o.Action)), nil
 	}
-	res, err := p.wf.Provision(log.WithContext(ctx), o)
+	res, err := p.wf.Provision(r.log.WithContext(ctx), o)
 	if err != nil {
 		var we *provisioning.Error
 		if !errors.As(err, &we) || we.Class == provisioning.ConfigFault {
 			// Not this order's fault, or the context ended: leave it uncommitted.
 			return answer{}, err
 		}
-		return p.failed(msg, o, we), nil
+		return p.failed(r, we), nil
 	}
-	out := p.outcome(msg, &o, o.OrderID, res.Status)
+	out := p.outcome(r, o.OrderID, res.Status)
 	out.Attempts = res.Attempts
 	out.Subscriber = &schemas.SubscriberRef{
 		ID:             res.Subscriber.ID,
@@ -175,10 +205,10 @@ func (p *Pipeline) decide(ctx context.Context, msg kafka.Message, order **schema
 }
 
 // invalid answers a record that is not a processable order.
-func (p *Pipeline) invalid(msg kafka.Message, orderID, reason, class, step, detail string) answer {
-	a := answer{dead: p.deadLetter(msg, orderID, reason, class, step, detail, 1, nil)}
+func (p *Pipeline) invalid(r *job, orderID, reason, class, step, detail string) answer {
+	a := answer{dead: p.deadLetter(r, orderID, reason, class, step, detail, 1, nil)}
 	if orderID != "" {
-		out := p.outcome(msg, nil, orderID, schemas.StatusFailed)
+		out := p.outcome(r, orderID, schemas.StatusFailed)
 		out.Failure = &schemas.Failure{Reason: schemas.ReasonInvalidOrder, Message: detail}
 		a.outcome = &out
 	}
@@ -186,7 +216,7 @@ func (p *Pipeline) invalid(msg kafka.Message, orderID, reason, class, step, deta
 }
 
 // failed answers an order the workflow could not complete.
-func (p *Pipeline) failed(msg kafka.Message, o schemas.Order, we *provisioning.Error) answer {
+func (p *Pipeline) failed(r *job, we *provisioning.Error) answer {
 	f := &schemas.Failure{Reason: we.Reason, Message: we.Error()}
 	for _, e := range we.Errors {
 		f.Errors = append(f.Errors, schemas.APIError{Code: e.ErrorCode, Description: e.Description})
@@ -198,34 +228,34 @@ func (p *Pipeline) failed(msg kafka.Message, o schemas.Order, we *provisioning.E
 			f.Errors = append(f.Errors, schemas.APIError{Code: e.ErrorCode, Description: e.Description})
 		}
 	}
-	out := p.outcome(msg, &o, o.OrderID, schemas.StatusFailed)
+	out := p.outcome(r, r.order.OrderID, schemas.StatusFailed)
 	out.Failure = f
 	out.Attempts = we.Attempts
 	class := ClassPermanent
 	if we.Class == provisioning.Transient {
 		class = ClassTransient
 	}
-	dl := p.deadLetter(msg, o.OrderID, string(we.Reason), class, string(we.Step), f.Message, we.Attempts, f)
+	dl := p.deadLetter(r, r.order.OrderID, string(we.Reason), class, string(we.Step), f.Message, we.Attempts, f)
 	return answer{outcome: &out, dead: dl}
 }
 
-func (p *Pipeline) panicked(msg kafka.Message, o *schemas.Order, r any) answer {
+func (p *Pipeline) panicked(r *job, v any) answer {
 	orderID := ""
-	if o != nil {
-		orderID = o.OrderID
+	if r.order != nil {
+		orderID = r.order.OrderID
 	}
-	return p.invalid(msg, orderID, ReasonPanic, ClassPermanent, "handle", fmt.Sprintf("handler panicked: %v", r))
+	return p.invalid(r, orderID, ReasonPanic, ClassPermanent, "handle", fmt.Sprintf("handler panicked: %v", v))
 }
 
-func (p *Pipeline) outcome(msg kafka.Message, o *schemas.Order, orderID string, status schemas.OutcomeStatus) schemas.Outcome {
+func (p *Pipeline) outcome(r *job, orderID string, status schemas.OutcomeStatus) schemas.Outcome {
 	out := schemas.Outcome{
 		SchemaVersion: 1,
-		EventID:       EventID(orderID),
+		EventID:       EventID(orderID, r.digest, r.replay),
 		OrderID:       orderID,
 		Status:        status,
 		ProcessedAt:   p.cfg.Now().UTC(),
 	}
-	if o != nil {
+	if o := r.order; o != nil {
 		out.Action = o.Action
 		out.CustomerID = o.CustomerID
 		out.Email = o.Email
@@ -235,7 +265,8 @@ func (p *Pipeline) outcome(msg kafka.Message, o *schemas.Order, orderID string, 
 	return out
 }
 
-func (p *Pipeline) deadLetter(msg kafka.Message, orderID, reason, class, step, message string, attempts int, f *schemas.Failure) *schemas.DeadLetter {
+func (p *Pipeline) deadLetter(r *job, orderID, reason, class, step, message string, attempts int, f *schemas.Failure) *schemas.DeadLetter {
+	msg := r.msg
 	hs := make([]schemas.Header, 0, len(msg.Headers))
 	for _, h := range msg.Headers {
 		hs = append(hs, schemas.Header{Key: h.Key, Value: schemas.NewBytes(h.Value)})
@@ -265,17 +296,17 @@ func (p *Pipeline) deadLetter(msg kafka.Message, orderID, reason, class, step, m
 
 // publish writes the answer, retrying until Kafka acknowledges it or ctx ends:
 // the record must not be committed before its answer is durable.
-func (p *Pipeline) publish(ctx context.Context, msg kafka.Message, a answer, log *zerolog.Logger) error {
+func (p *Pipeline) publish(ctx context.Context, r *job, a answer) error {
 	msgs := make([]kafka.Message, 0, 2)
 	if a.dead != nil {
-		m, err := p.pub.DeadLetter(msg, *a.dead)
+		m, err := p.pub.DeadLetter(r.msg, *a.dead)
 		if err != nil {
 			return fmt.Errorf("building dead letter: %w", err)
 		}
 		msgs = append(msgs, m)
 	}
 	if a.outcome != nil {
-		m, err := p.pub.Outcome(msg.Key, *a.outcome)
+		m, err := p.pub.Outcome(r.msg.Key, *a.outcome)
 		if err != nil {
 			return fmt.Errorf("building outcome: %w", err)
 		}
@@ -289,12 +320,12 @@ func (p *Pipeline) publish(ctx context.Context, msg kafka.Message, a answer, log
 	return backoff.RetryNotify(func() error {
 		return p.pub.Publish(ctx, msgs...)
 	}, b, func(err error, wait time.Duration) {
-		log.Error().Err(err).Dur("retry_in", wait).Msg("writing the order's outcome failed; the order stays uncommitted")
+		r.log.Error().Err(err).Dur("retry_in", wait).Msg("writing the order's outcome failed; the order stays uncommitted")
 	})
 }
 
-func (p *Pipeline) logFinished(log *zerolog.Logger, o *schemas.Order, a answer, took time.Duration) {
-	ev := log.Info()
+func (p *Pipeline) logFinished(r *job, a answer, took time.Duration) {
+	ev := r.log.Info()
 	if a.outcome != nil {
 		ev = ev.Str("outcome", string(a.outcome.Status)).Int("attempts", a.outcome.Attempts)
 		if a.outcome.Failure != nil {
@@ -306,21 +337,63 @@ func (p *Pipeline) logFinished(log *zerolog.Logger, o *schemas.Order, a answer, 
 	}
 	if a.dead != nil {
 		ev = ev.Bool("dead_lettered", true).Str("dlq_reason", a.dead.Reason).Str("error", redact.Text(a.dead.Message))
-		if o == nil && a.dead.OrderID != "" {
+		if r.order == nil && a.dead.OrderID != "" {
 			ev = ev.Str("order_id", a.dead.OrderID)
 		}
 	}
 	ev.Dur("took", took).Msg("order finished")
 }
 
-// EventID derives an outcome's event id from its order id: a name-based UUID
-// (version 5 layout over SHA-1), so a redelivered order yields the same id and
-// consumers of the outcomes topic can drop duplicates.
-func EventID(orderID string) string {
-	h := sha1.Sum([]byte("wholesale-provisioner/outcome/v1\x00" + orderID))
-	h[6] = (h[6] & 0x0f) | 0x50
-	h[8] = (h[8] & 0x3f) | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", h[0:4], h[4:6], h[6:8], h[8:10], h[10:16])
+// EventID derives an outcome's event id from its order: a name-based UUID
+// (version 5 layout over SHA-1) of the order id, the digest of its content and
+// its replay count. A redelivered order yields the same id, so consumers of the
+// outcomes topic can drop duplicates; a replayed dead letter, or a different
+// order that reused the id, yields a new one.
+func EventID(orderID string, digest [sha256.Size]byte, replay int) string {
+	h := sha1.New()
+	h.Write([]byte("wholesale-provisioner/outcome/v1\x00" + orderID + "\x00"))
+	h.Write(digest[:])
+	h.Write([]byte("\x00" + strconv.Itoa(replay)))
+	var sum [sha1.Size]byte
+	h.Sum(sum[:0])
+	sum[6] = (sum[6] & 0x0f) | 0x50
+	sum[8] = (sum[8] & 0x3f) | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
+}
+
+// EventIDOf returns the event id the pipeline gives the outcome of msg.
+func EventIDOf(msg kafka.Message) (string, error) {
+	o, err := schemas.DecodeOrder(msg.Value)
+	if err != nil {
+		return "", err
+	}
+	return EventID(o.OrderID, orderDigest(o), ReplayCount(msg)), nil
+}
+
+// orderDigest identifies an order's content independently of its JSON layout
+// (field order, spacing): the digest of the decoded order re-encoded.
+func orderDigest(o schemas.Order) [sha256.Size]byte {
+	b, err := json.Marshal(o)
+	if err != nil {
+		return [sha256.Size]byte{} // cannot happen: a plain struct
+	}
+	return sha256.Sum256(b)
+}
+
+// HeaderReplayCount counts how often a dead letter was replayed into the
+// orders topic; dlq replay sets it.
+const HeaderReplayCount = "replay-count"
+
+// ReplayCount reads the record's replay-count header (0 when absent or unreadable).
+func ReplayCount(msg kafka.Message) int {
+	for _, h := range msg.Headers {
+		if h.Key == HeaderReplayCount {
+			if n, err := strconv.Atoi(string(h.Value)); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return 0
 }
 
 // OrderKey is the ordering key of an order record: its Kafka key, or, for a

@@ -119,15 +119,88 @@ func TestProvisionedOrder(t *testing.T) {
 		t.Fatalf("outcomes %d, dead letters %d; want 1 and 0", len(outs), len(r.byTopic("dlt")))
 	}
 	got := outs[0]
-	if got.Status != schemas.StatusProvisioned || got.Subscriber.ID != "sub-1" || got.EventID != EventID(o.OrderID) || got.OrderID != o.OrderID {
+	want, err := EventIDOf(sample.Message(o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != schemas.StatusProvisioned || got.Subscriber.ID != "sub-1" || got.EventID != want || got.OrderID != o.OrderID {
 		t.Errorf("outcome = %+v", got)
 	}
 }
 
 func TestEventIDIsDeterministicAndDistinct(t *testing.T) {
-	a, b := EventID("order-1"), EventID("order-2")
-	if a != EventID("order-1") || a == b || len(a) != 36 || a[14] != '5' {
-		t.Errorf("EventID: %s, %s", a, b)
+	o := sample.Order("p", 1, time.Now())
+	m := sample.Message(o)
+	a, _ := EventIDOf(m)
+	// The same order with its JSON laid out differently is the same order.
+	var generic map[string]any
+	_ = json.Unmarshal(m.Value, &generic)
+	relaid, _ := json.MarshalIndent(generic, "", "   ")
+	b, _ := EventIDOf(kafka.Message{Value: relaid})
+	changed := o
+	changed.Email = "someone.else@acme.example"
+	c, _ := EventIDOf(sample.Message(changed))
+	replayed := m
+	replayed.Headers = append(replayed.Headers, kafka.Header{Key: HeaderReplayCount, Value: []byte("1")})
+	d, _ := EventIDOf(replayed)
+	if a != b {
+		t.Errorf("re-laid JSON changed the event id: %s vs %s", a, b)
+	}
+	if a == c || a == d || c == d {
+		t.Errorf("event ids must differ for other content (%s) and for a replay (%s); original %s", c, d, a)
+	}
+	if len(a) != 36 || a[14] != '5' {
+		t.Errorf("event id %q is not a version-5 layout UUID", a)
+	}
+}
+
+func TestDuplicateOrderIDWithDifferentContent(t *testing.T) {
+	r := newRecorder(t)
+	calls := 0
+	p := New(Config{}, provisionerFunc(func(ctx context.Context, o schemas.Order) (provisioning.Result, error) {
+		calls++
+		return okProvisioner(ctx, o)
+	}), r)
+	o := sample.Order("p", 9, time.Now())
+	changed := o
+	changed.Email = "another.person@acme.example"
+	for _, m := range []kafka.Message{sample.Message(o), sample.Message(o), sample.Message(changed)} {
+		if err := p.Handle(context.Background(), fromOrders(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls != 2 {
+		t.Errorf("workflow called %d times, want 2 (the order and its redelivery; not the conflicting one)", calls)
+	}
+	outs, dls := outcomes(t, r), deadLetters(t, r)
+	if len(outs) != 3 || len(dls) != 1 {
+		t.Fatalf("outcomes %d, dead letters %d; want 3 and 1", len(outs), len(dls))
+	}
+	if outs[0].EventID != outs[1].EventID {
+		t.Errorf("a redelivered order must keep its event id")
+	}
+	if outs[2].Status != schemas.StatusFailed || outs[2].Failure.Reason != schemas.ReasonInvalidOrder || outs[2].EventID == outs[0].EventID {
+		t.Errorf("conflicting order's outcome = %+v", outs[2])
+	}
+	if dls[0].Reason != ReasonDuplicateOrderID || !strings.Contains(dls[0].Message, o.OrderID) {
+		t.Errorf("dead letter = %+v", dls[0])
+	}
+}
+
+func TestSeenOrdersIsBounded(t *testing.T) {
+	s := newSeenOrders(3)
+	d := [32]byte{1}
+	for _, id := range []string{"a", "b", "c", "d"} {
+		s.add(id, d)
+	}
+	if s.conflicts("a", [32]byte{2}) {
+		t.Error("the oldest id should have been forgotten")
+	}
+	if !s.conflicts("d", [32]byte{2}) || s.conflicts("d", d) {
+		t.Error("a recent id must be checked")
+	}
+	if len(s.byID) != 3 {
+		t.Errorf("%d ids remembered, want 3", len(s.byID))
 	}
 }
 
