@@ -18,8 +18,11 @@ import (
 // Handler processes one record. A nil error means the record is finished (its
 // outcome or dead letter is durably written) and its offset may be committed. An
 // error means it is not: the consumer retries the same record after a backoff and
-// never skips it. Handle is called concurrently for records of different keys and
-// must be safe to call again for the same record.
+// never skips it. An error with a method PausesConsumer() bool that returns true
+// says no record can succeed now (a configuration fault): the consumer then
+// starts no other record until this one, retried, succeeds. Handle is called
+// concurrently for records of different keys and must be safe to call again for
+// the same record.
 type Handler interface {
 	Handle(ctx context.Context, msg kafka.Message) error
 }

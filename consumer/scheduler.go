@@ -37,6 +37,7 @@ type scheduler struct {
 	mu   sync.Mutex
 	keys map[string]*keyQueue
 	wg   sync.WaitGroup
+	gate *gate
 
 	inFlight atomic.Int64
 }
@@ -48,6 +49,7 @@ func newScheduler(h Handler, maxInFlight int, retry func() backoff.BackOff, log 
 		retry:   retry,
 		log:     log,
 		keys:    make(map[string]*keyQueue),
+		gate:    newGate(),
 	}
 }
 
@@ -96,8 +98,14 @@ func (s *scheduler) runKey(key string, q *keyQueue) {
 func (s *scheduler) run(it *item, q *keyQueue) {
 	p := it.part
 	defer p.release()
-	var b backoff.BackOff
+	defer s.gate.leave(it) // an abandoned probe hands probing on
+	var b, pause backoff.BackOff
 	for {
+		select {
+		case <-p.stop:
+			return
+		case <-s.gate.wait(it):
+		}
 		select {
 		case <-p.stop:
 			return
@@ -110,21 +118,38 @@ func (s *scheduler) run(it *item, q *keyQueue) {
 		p.running.Add(-1)
 		<-s.slots
 		if err == nil {
+			if s.gate.leave(it) {
+				s.log.Info().Msg("the fault cleared: taking orders again")
+			}
 			p.tracker.finish(it.msg.Offset)
 			return
 		}
 		if p.ctx.Err() != nil {
 			return
 		}
-		if b == nil {
-			b = s.retry()
+		var wait time.Duration
+		if pausesConsumer(err) {
+			if !s.gate.shut(it, err) {
+				continue // another record probes; wait at the gate
+			}
+			if pause == nil {
+				pause = s.retry()
+			}
+			wait = pause.NextBackOff()
+			// One line per probe, not one per record: the fault is not the records' doing.
+			s.log.Error().Err(err).Dur("retry_in", wait).
+				Msg("configuration fault: taking no new orders and committing nothing until it clears; trying again")
+		} else {
+			if b == nil {
+				b = s.retry()
+			}
+			wait = b.NextBackOff()
+			s.mu.Lock()
+			q.retrying = true
+			s.mu.Unlock()
+			s.log.Error().Err(err).Str("topic", it.msg.Topic).Int("partition", it.msg.Partition).Int64("offset", it.msg.Offset).
+				Dur("retry_in", wait).Msg("order not finished; it will be handled again")
 		}
-		wait := b.NextBackOff()
-		s.mu.Lock()
-		q.retrying = true
-		s.mu.Unlock()
-		s.log.Error().Err(err).Str("topic", it.msg.Topic).Int("partition", it.msg.Partition).Int64("offset", it.msg.Offset).
-			Dur("retry_in", wait).Msg("order not finished; it will be handled again")
 		t := time.NewTimer(wait)
 		select {
 		case <-p.stop:

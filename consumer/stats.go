@@ -28,6 +28,15 @@ type Stats struct {
 	RetryingKeys   int
 	BlockedRecords int
 	Partitions     []PartitionStats
+	// Paused is true while a fault that no record can get past (see Handler)
+	// stops the consumer from starting records; PausedSince and PauseCause say
+	// since when and why.
+	Paused      bool
+	PausedSince time.Time
+	PauseCause  error
+	// Joined is true once the consumer is a member of the group with an
+	// assignment (possibly empty: more members than partitions).
+	Joined bool
 }
 
 // Stats returns a snapshot. It is safe to call at any time.
@@ -36,7 +45,8 @@ func (c *Consumer) Stats() Stats {
 	parts := c.parts
 	c.mu.Unlock()
 	keys, blocked := c.sched.waitingBehindRetries()
-	s := Stats{InFlight: int(c.sched.inFlight.Load()), RetryingKeys: keys, BlockedRecords: blocked}
+	s := Stats{InFlight: int(c.sched.inFlight.Load()), RetryingKeys: keys, BlockedRecords: blocked, Joined: parts != nil}
+	s.Paused, s.PausedSince, s.PauseCause = c.sched.gate.state()
 	now := time.Now()
 	for id, p := range parts {
 		n, oldest := p.tracker.pending()

@@ -516,3 +516,7 @@ func apiParams(p schemas.ProvisioningParameters) ProvisioningParameters {
 		LocationID:         p.LocationID,
 	}
 }
+
+// PausesConsumer reports whether the error is a configuration fault, which no
+// order can get past: the consumer stops taking orders until it clears.
+func (e *Error) PausesConsumer() bool { return e.Class == ConfigFault }

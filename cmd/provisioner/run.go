@@ -11,6 +11,7 @@ import (
 // runCmd is `provisioner run`.
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := app.DefaultConfig()
+	cfg.HTTPAddr = ":9464" // where operators and orchestrators expect it; off by default in the library
 	fs := newFlagSet("run", "Consume subscriber orders from Kafka and provision them on Webex for Wholesale.", stderr)
 	finish := cfg.BindFlags(fs)
 	if err := parse(fs, args, osLookupEnv); err != nil {

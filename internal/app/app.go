@@ -4,10 +4,16 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/segmentio/kafka-go"
 
 	"github.com/rs/zerolog"
 
@@ -24,6 +30,8 @@ type App struct {
 	log      zerolog.Logger
 	writer   *producer.Writer
 	consumer *consumer.Consumer
+	health   *health
+	ln       net.Listener
 }
 
 // New builds an App from a validated Config.
@@ -84,14 +92,56 @@ func New(cfg Config, log zerolog.Logger) (*App, error) {
 		w.Close()
 		return nil, err
 	}
-	return &App{cfg: cfg, log: log, writer: w, consumer: c}, nil
+	a := &App{cfg: cfg, log: log, writer: w, consumer: c,
+		health: &health{consumer: c, topic: cfg.OrdersTopic, client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}}}
+	if cfg.HTTPAddr != "" {
+		// Listen now, so that a taken port stops the start with a clear error.
+		if a.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("--http-addr: %w", err)
+		}
+	}
+	return a, nil
 }
+
+// HTTPAddr returns the address the health endpoints listen on ("" for none).
+func (a *App) HTTPAddr() string {
+	if a.ln == nil {
+		return ""
+	}
+	return a.ln.Addr().String()
+}
+
+// Readiness reports what /readyz would.
+func (a *App) Readiness() Readiness { return a.health.readiness() }
 
 // Run consumes orders until ctx ends.
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info().Strs("brokers", a.cfg.Brokers).Str("group_id", a.cfg.GroupID).Str("orders_topic", a.cfg.OrdersTopic).
 		Str("outcomes_topic", a.cfg.OutcomesTopic).Str("dead_letter_topic", a.cfg.DeadLetterTopic).
 		Str("webex_base_url", a.cfg.WebexBaseURL).Msg("provisioner starting")
+	var wg sync.WaitGroup
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() { stop(); wg.Wait() }()
+	wg.Add(1)
+	go func() { defer wg.Done(); a.health.probeKafka(bg, 5*time.Second) }()
+	if a.ln != nil {
+		srv := &http.Server{Handler: a.health.handler(), ReadHeaderTimeout: 5 * time.Second}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.log.Error().Err(err).Msg("serving the health endpoints")
+			}
+		}()
+		// Keep answering probes while draining: /readyz says what is going on.
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+		a.log.Info().Str("addr", a.ln.Addr().String()).Msg("health endpoints at /healthz and /readyz")
+	}
 	err := a.consumer.Run(ctx)
 	a.log.Info().Msg("provisioner stopped")
 	return err

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/acme-sp/wholesale-provisioner/internal/app"
+	"github.com/acme-sp/wholesale-provisioner/internal/sample"
+	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
+)
+
+// TestReadinessFollowsConfigurationFault: /readyz is ready once the consumer
+// joined its group, turns not-ready while the token is refused (and nothing is
+// answered), and ready again, with the orders answered, once it is accepted.
+func TestReadinessFollowsConfigurationFault(t *testing.T) {
+	cfg := app.DefaultConfig()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, cfg.OrdersTopic), kfake.SeedTopics(1, cfg.OutcomesTopic, cfg.DeadLetterTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	sim := webexsim.New(webexsim.Config{Token: "good"})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	cfg.Brokers, cfg.WebexBaseURL, cfg.WebexToken = cluster.ListenAddrs(), sim.BaseURL(srv.URL), "good"
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.RetryInitialInterval, cfg.RetryMaxInterval = 50*time.Millisecond, 200*time.Millisecond
+	a, err := app.New(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	url := "http://" + a.HTTPAddr() + "/readyz"
+	readyz := func() (int, app.Readiness) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0, app.Readiness{}
+		}
+		defer resp.Body.Close()
+		var r app.Readiness
+		_ = json.NewDecoder(resp.Body).Decode(&r)
+		return resp.StatusCode, r
+	}
+	waitFor(ctx, t, "ready", func() error {
+		if code, r := readyz(); code != http.StatusOK || !r.Ready {
+			return fmt.Errorf("readyz %d %+v", code, r)
+		}
+		return nil
+	})
+	if resp, err := http.Get("http://" + a.HTTPAddr() + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+
+	sim.SetToken("rotated-elsewhere") // our token no longer works
+	var msgs = []kafka.Message{sample.Message(sample.Order("hz", 1, time.Now())), sample.Message(sample.Order("hz", 2, time.Now()))}
+	if err := publish(ctx, cfg.Brokers, cfg.OrdersTopic, msgs); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "not ready during the configuration fault", func() error {
+		code, r := readyz()
+		if code != http.StatusServiceUnavailable || r.Checks["webex"].OK {
+			return fmt.Errorf("readyz %d %+v", code, r)
+		}
+		return nil
+	})
+	if n := sim.Stats().Creates; n != 0 {
+		t.Errorf("%d subscribers created with a refused token", n)
+	}
+
+	sim.SetToken("good")
+	waitFor(ctx, t, "ready again with both orders provisioned", func() error {
+		code, _ := readyz()
+		if code != http.StatusOK || sim.Stats().Creates != 2 {
+			return fmt.Errorf("readyz %d, creates %d", code, sim.Stats().Creates)
+		}
+		return nil
+	})
+}
