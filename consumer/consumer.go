@@ -78,9 +78,23 @@ type Config struct {
 	// StatsInterval is how often progress is logged while records are pending
 	// (0: the default 30s; negative: never).
 	StatsInterval time.Duration
+	// Observer is told of commits and assignments (for metrics). Default: none.
+	Observer Observer
 	// Logger receives the consumer's logs. Default: a disabled logger.
 	Logger *zerolog.Logger
 }
+
+// Observer is told of the consumer's commits and assignments. Its methods must
+// be quick and safe for concurrent use.
+type Observer interface {
+	Committed(took time.Duration, err error)
+	Assigned(partitions []int)
+}
+
+type noObserver struct{}
+
+func (noObserver) Committed(time.Duration, error) {}
+func (noObserver) Assigned([]int)                 {}
 
 func (c *Config) setDefaults() {
 	setDur := func(d *time.Duration, v time.Duration) {
@@ -113,6 +127,9 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		l := zerolog.Nop()
 		c.Logger = &l
+	}
+	if c.Observer == nil {
+		c.Observer = noObserver{}
 	}
 }
 
@@ -255,6 +272,7 @@ func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, gen
 		ids = append(ids, id)
 	}
 	c.log.Info().Int32("generation", gen.ID).Ints("partitions", ids).Msg("partitions assigned")
+	c.cfg.Observer.Assigned(ids)
 
 	gens.Add(1)
 	gen.Start(func(gctx context.Context) {
@@ -381,7 +399,10 @@ func (c *Consumer) commit(gen *kafka.Generation, parts map[int]*partition) {
 	if len(offsets) == 0 {
 		return
 	}
-	if err := gen.CommitOffsets(map[string]map[int]int64{c.cfg.Topic: offsets}); err != nil {
+	start := time.Now()
+	err := gen.CommitOffsets(map[string]map[int]int64{c.cfg.Topic: offsets})
+	c.cfg.Observer.Committed(time.Since(start), err)
+	if err != nil {
 		// Typically a rebalance in progress: the records are redelivered to the
 		// partition's next owner, and handling them is idempotent.
 		c.log.Warn().Err(err).Msg("committing offsets failed; uncommitted records will be redelivered")

@@ -16,7 +16,7 @@ import (
 
 type faultErr struct{}
 
-func (faultErr) Error() string         { return "401 token revoked" }
+func (faultErr) Error() string        { return "401 token revoked" }
 func (faultErr) PausesConsumer() bool { return true }
 
 type syncBuf struct {

@@ -44,6 +44,9 @@ type WorkflowConfig struct {
 	StatusPollInterval time.Duration
 	// StatusMaxWait bounds how long a subscriber in progress is followed. Default 5m.
 	StatusMaxWait time.Duration
+	// OnRetry, when set, is called before each retry of a step with the error
+	// and the server's Retry-After (for metrics). It must be quick.
+	OnRetry func(step Step, err error, retryAfter time.Duration)
 }
 
 func (c *WorkflowConfig) setDefaults() {
@@ -393,6 +396,9 @@ func (r *run) retry(ctx context.Context, step Step, op func() error) error {
 			ev = ev.Int("http_status", api.StatusCode).Str("tracking_id", api.TrackingID).Dur("retry_after", api.RetryAfter)
 		}
 		ev.Err(err).Msg("transient Webex error, retrying")
+		if r.w.cfg.OnRetry != nil {
+			r.w.cfg.OnRetry(step, err, Classify(err).RetryAfter)
+		}
 	})
 }
 

@@ -69,10 +69,19 @@ type Config struct {
 	// catch an order id reused for different content. Default 100000; negative
 	// disables the check.
 	RememberOrders int
+	// Observer is told of every answered record (for metrics). Default: none.
+	Observer Observer
 	// Logger receives one line per finished order. Default: a disabled logger.
 	Logger *zerolog.Logger
 	// Now tells the time. Default time.Now.
 	Now func() time.Time
+}
+
+// Observer is told of every answered record: its outcome status ("" when no
+// outcome was written), the failure reason if any, and the dead-letter reason
+// ("" when none). It must be quick and safe for concurrent use.
+type Observer interface {
+	Finished(outcome, reason, deadLetterReason string)
 }
 
 // Pipeline is a consumer.Handler for the orders topic. It is safe for concurrent use.
@@ -154,6 +163,22 @@ func (p *Pipeline) Handle(ctx context.Context, msg kafka.Message) (err error) {
 		p.seen.add(r.order.OrderID, r.digest)
 	}
 	p.logFinished(r, a, p.cfg.Now().Sub(start))
+	if p.cfg.Observer != nil {
+		var status, reason, dead string
+		if a.outcome != nil {
+			status = string(a.outcome.Status)
+			if a.outcome.Failure != nil {
+				reason = string(a.outcome.Failure.Reason)
+			}
+		}
+		if a.dead != nil {
+			dead = a.dead.Reason
+			if reason == "" {
+				reason = a.dead.Reason
+			}
+		}
+		p.cfg.Observer.Finished(status, reason, dead)
+	}
 	return nil
 }
 

@@ -1,0 +1,286 @@
+// Package metrics exports the provisioner's Prometheus metrics: consumer lag as
+// lag exporters compute it, orders by outcome, Webex calls, commits, rebalances.
+package metrics
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/acme-sp/wholesale-provisioner/consumer"
+	"github.com/acme-sp/wholesale-provisioner/provisioning"
+)
+
+const ns = "provisioner"
+
+// Metrics holds the collectors. Its methods are safe for concurrent use.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	orders       *prometheus.CounterVec
+	deadLetters  *prometheus.CounterVec
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	retries      *prometheus.CounterVec
+	retryAfter   prometheus.Counter
+	commits      prometheus.Counter
+	commitErrors prometheus.Counter
+	commitTime   prometheus.Histogram
+	rebalances   prometheus.Counter
+	assigned     prometheus.Gauge
+}
+
+// New returns the metrics, registered with a registry of their own along with
+// the Go runtime and process collectors.
+func New() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.orders = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "orders_total",
+		Help: "Orders answered, by outcome (provisioned, failed, pending_user_action, none) and reason."}, []string{"outcome", "reason"})
+	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "dead_letters_total",
+		Help: "Records written to the dead-letter topic, by reason."}, []string{"reason"})
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "webex_requests_total",
+		Help: "Webex API calls by endpoint, method and HTTP status (\"error\" when no answer came)."}, []string{"endpoint", "method", "code"})
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "webex_request_duration_seconds",
+		Help: "Duration of Webex API calls.", Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"endpoint", "method"})
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "webex_retries_total",
+		Help: "Webex calls retried after a transient error, by workflow step."}, []string{"step"})
+	m.retryAfter = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "webex_retry_after_seconds_total",
+		Help: "Seconds of waiting asked for by Retry-After headers."})
+	m.commits = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "kafka_commits_total", Help: "Offset commits made."})
+	m.commitErrors = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "kafka_commit_errors_total", Help: "Offset commits that failed."})
+	m.commitTime = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "kafka_commit_duration_seconds",
+		Help: "Duration of offset commits.", Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 10)})
+	m.rebalances = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "consumer_rebalances_total",
+		Help: "Consumer-group generations joined (one per rebalance)."})
+	m.assigned = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "consumer_assigned_partitions",
+		Help: "Partitions assigned to this instance."})
+	m.reg.MustRegister(m.orders, m.deadLetters, m.requests, m.duration, m.retries, m.retryAfter,
+		m.commits, m.commitErrors, m.commitTime, m.rebalances, m.assigned,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+// Registry is where collectors of other parts may be added.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Finished counts one answered record (pipeline observer): its outcome ("none"
+// when no order id could be read) and reason, and its dead letter if any.
+func (m *Metrics) Finished(outcome, reason, deadLetterReason string) {
+	if outcome == "" {
+		outcome = "none"
+	}
+	m.orders.WithLabelValues(outcome, reason).Inc()
+	if deadLetterReason != "" {
+		m.deadLetters.WithLabelValues(deadLetterReason).Inc()
+	}
+}
+
+// Retried counts a retry of a workflow step (workflow observer).
+func (m *Metrics) Retried(step provisioning.Step, _ error, retryAfter time.Duration) {
+	m.retries.WithLabelValues(string(step)).Inc()
+	if retryAfter > 0 {
+		m.retryAfter.Add(retryAfter.Seconds())
+	}
+}
+
+// Committed records an offset commit (consumer observer).
+func (m *Metrics) Committed(took time.Duration, err error) {
+	if err != nil {
+		m.commitErrors.Inc()
+		return
+	}
+	m.commits.Inc()
+	m.commitTime.Observe(took.Seconds())
+}
+
+// Assigned records a new generation's assignment (consumer observer).
+func (m *Metrics) Assigned(partitions []int) {
+	m.rebalances.Inc()
+	m.assigned.Set(float64(len(partitions)))
+}
+
+// Transport wraps an HTTP transport to count and time Webex calls. The endpoint
+// label is the path template, never a subscriber id or a query.
+func (m *Metrics) Transport(next http.RoundTripper) http.RoundTripper {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		start := time.Now()
+		resp, err := next.RoundTrip(r)
+		ep := endpoint(r.URL.Path)
+		m.duration.WithLabelValues(ep, r.Method).Observe(time.Since(start).Seconds())
+		code := "error"
+		if err == nil {
+			code = strconv.Itoa(resp.StatusCode)
+		}
+		m.requests.WithLabelValues(ep, r.Method, code).Inc()
+		return resp, err
+	})
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// endpoint maps a request path to its template, keeping label values bounded.
+func endpoint(path string) string {
+	i := strings.Index(path, provisioning.PathSubscribers)
+	if i < 0 {
+		if strings.HasSuffix(path, provisioning.PathAccessToken) {
+			return provisioning.PathAccessToken
+		}
+		return "other"
+	}
+	rest := path[i+len(provisioning.PathSubscribers):]
+	switch {
+	case rest == "" || rest == "/":
+		return provisioning.PathSubscribers
+	case rest == "/validate":
+		return provisioning.PathValidate
+	default:
+		return provisioning.PathSubscribers + "/{id}"
+	}
+}
+
+// ConsumerSource is what the consumer collector reads at scrape time.
+type ConsumerSource interface {
+	Stats() consumer.Stats
+}
+
+// LimiterSource is what the rate-limiter collector reads at scrape time.
+type LimiterSource interface {
+	Stats() provisioning.LimiterStats
+}
+
+// WatchConsumer adds the gauges read from the consumer and, like a lag exporter,
+// the end and committed offsets of group on topic read from the broker.
+func (m *Metrics) WatchConsumer(c ConsumerSource, client *kafka.Client, group, topic string) {
+	m.reg.MustRegister(&consumerCollector{src: c, client: client, group: group, topic: topic})
+}
+
+// WatchLimiter adds the rate limiter's counters and gauges.
+func (m *Metrics) WatchLimiter(l LimiterSource) {
+	m.reg.MustRegister(&limiterCollector{src: l})
+}
+
+var (
+	descLag = prometheus.NewDesc(ns+"_consumer_lag_records", "Records not yet committed by the group: end offset minus committed offset, as lag exporters compute it.",
+		[]string{"topic", "partition"}, nil)
+	descEnd       = prometheus.NewDesc(ns+"_consumer_end_offset", "The partition's end offset (high watermark).", []string{"topic", "partition"}, nil)
+	descCommitted = prometheus.NewDesc(ns+"_consumer_committed_offset", "The group's committed offset (-1: none).", []string{"topic", "partition"}, nil)
+	descLagSecs   = prometheus.NewDesc(ns+"_consumer_lag_seconds", "Age of the oldest unfinished order on a partition assigned to this instance (0: none pending).",
+		[]string{"topic", "partition"}, nil)
+	descGap = prometheus.NewDesc(ns+"_consumer_uncommitted_completed_records", "Records completed but not yet committed on an assigned partition (completed minus committed offset).",
+		[]string{"topic", "partition"}, nil)
+	descBuffered = prometheus.NewDesc(ns+"_consumer_buffered_records", "Fetched but unfinished records of an assigned partition.", []string{"topic", "partition"}, nil)
+	descInFlight = prometheus.NewDesc(ns+"_orders_in_flight", "Orders being handled now.", nil, nil)
+	descBlocked  = prometheus.NewDesc(ns+"_consumer_blocked_records", "Records queued behind an order of the same key that waits to be retried.", nil, nil)
+	descRetrying = prometheus.NewDesc(ns+"_consumer_retrying_keys", "Keys whose first order waits to be retried.", nil, nil)
+	descFault    = prometheus.NewDesc(ns+"_webex_configuration_fault", "1 while a configuration fault (e.g. a revoked token) pauses consumption.", nil, nil)
+	descUp       = prometheus.NewDesc(ns+"_kafka_up", "1 when the broker answered the last lag query.", nil, nil)
+)
+
+type consumerCollector struct {
+	src    ConsumerSource
+	client *kafka.Client
+	group  string
+	topic  string
+
+	mu     sync.Mutex
+	cached []consumer.PartitionLag
+	at     time.Time
+	err    error
+}
+
+func (c *consumerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLag, descEnd, descCommitted, descLagSecs, descGap, descBuffered, descInFlight, descBlocked, descRetrying, descFault, descUp} {
+		ch <- d
+	}
+}
+
+// lag queries the broker at most every 5 seconds, however often it is scraped.
+func (c *consumerCollector) lag() ([]consumer.PartitionLag, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.at) < 5*time.Second {
+		return c.cached, c.err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	c.cached, c.err = consumer.Lag(ctx, c.client, c.group, c.topic)
+	c.at = time.Now()
+	return c.cached, c.err
+}
+
+func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.src.Stats()
+	ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(s.InFlight))
+	ch <- prometheus.MustNewConstMetric(descBlocked, prometheus.GaugeValue, float64(s.BlockedRecords))
+	ch <- prometheus.MustNewConstMetric(descRetrying, prometheus.GaugeValue, float64(s.RetryingKeys))
+	fault := 0.0
+	if s.Paused {
+		fault = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descFault, prometheus.GaugeValue, fault)
+	for _, p := range s.Partitions {
+		part := strconv.Itoa(p.Partition)
+		ch <- prometheus.MustNewConstMetric(descLagSecs, prometheus.GaugeValue, p.OldestAge.Seconds(), c.topic, part)
+		ch <- prometheus.MustNewConstMetric(descBuffered, prometheus.GaugeValue, float64(p.Buffered), c.topic, part)
+		if p.Committed >= 0 && p.Completed >= p.Committed {
+			ch <- prometheus.MustNewConstMetric(descGap, prometheus.GaugeValue, float64(p.Completed-p.Committed), c.topic, part)
+		}
+	}
+	lag, err := c.lag()
+	up := 1.0
+	if err != nil {
+		up = 0
+	}
+	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
+	for _, l := range lag {
+		part := strconv.Itoa(l.Partition)
+		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(l.Lag), c.topic, part)
+		ch <- prometheus.MustNewConstMetric(descEnd, prometheus.GaugeValue, float64(l.End), c.topic, part)
+		ch <- prometheus.MustNewConstMetric(descCommitted, prometheus.GaugeValue, float64(l.Committed), c.topic, part)
+	}
+}
+
+var (
+	descLimWaits    = prometheus.NewDesc(ns+"_webex_rate_limiter_waits_total", "Webex calls that had to wait for the shared rate budget.", nil, nil)
+	descLimWaitSecs = prometheus.NewDesc(ns+"_webex_rate_limiter_wait_seconds_total", "Time Webex calls spent waiting for the shared rate budget.", nil, nil)
+	descLimRate     = prometheus.NewDesc(ns+"_webex_rate_limit_requests_per_second", "The request rate the limiter allows now (0: unlimited).", nil, nil)
+	descLimThrottle = prometheus.NewDesc(ns+"_webex_throttled_total", "429 and 423 answers seen by the limiter.", nil, nil)
+	descLimPauses   = prometheus.NewDesc(ns+"_webex_pauses_total", "Shared pauses started by a Retry-After.", nil, nil)
+	descLimInProg   = prometheus.NewDesc(ns+"_webex_requests_in_progress", "Webex calls in progress.", nil, nil)
+)
+
+type limiterCollector struct{ src LimiterSource }
+
+func (c *limiterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLimWaits, descLimWaitSecs, descLimRate, descLimThrottle, descLimPauses, descLimInProg} {
+		ch <- d
+	}
+}
+
+func (c *limiterCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.src.Stats()
+	ch <- prometheus.MustNewConstMetric(descLimWaits, prometheus.CounterValue, float64(s.Waits))
+	ch <- prometheus.MustNewConstMetric(descLimWaitSecs, prometheus.CounterValue, s.WaitTime.Seconds())
+	ch <- prometheus.MustNewConstMetric(descLimRate, prometheus.GaugeValue, s.Rate)
+	ch <- prometheus.MustNewConstMetric(descLimThrottle, prometheus.CounterValue, float64(s.Throttled))
+	ch <- prometheus.MustNewConstMetric(descLimPauses, prometheus.CounterValue, float64(s.Pauses))
+	ch <- prometheus.MustNewConstMetric(descLimInProg, prometheus.GaugeValue, float64(s.InProgress))
+}
