@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/acme-sp/wholesale-provisioner/internal/app"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,19 +53,20 @@ func TestEndToEndInProcess(t *testing.T) {
 	cfg.RetryInitialInterval = 10 * time.Millisecond
 	cfg.RetryMaxInterval = 100 * time.Millisecond
 	cfg.RetryMaxElapsed = 20 * time.Second
+	cfg.HTTPAddr = "127.0.0.1:0"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	app, err := app.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	a, err := app.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { app.Close() })
+	t.Cleanup(func() { a.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	appCtx, stopApp := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- app.Run(appCtx) }()
+	go func() { done <- a.Run(appCtx) }()
 	t.Cleanup(func() { stopApp(); <-done })
 
 	var msgs []kafka.Message
@@ -166,6 +170,61 @@ func TestEndToEndInProcess(t *testing.T) {
 	if m := sim.MaxSuccessfulCreates(); m != 1 {
 		t.Errorf("max creates per email = %d, want 1", m)
 	}
+	checkMetrics(t, "http://"+a.HTTPAddr()+"/metrics", len(msgs), wantDead)
+}
+
+// checkMetrics scrapes /metrics: every record counted once by outcome, dead
+// letters counted, lag 0 on every partition, and no personal data in labels.
+func checkMetrics(t *testing.T, url string, records, dead int) {
+	t.Helper()
+	var body string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		if sumMetric(body, "provisioner_consumer_lag_records") == 0 && strings.Contains(body, "provisioner_consumer_lag_records{") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if got := sumMetric(body, "provisioner_orders_total"); got != float64(records) {
+		t.Errorf("provisioner_orders_total sums to %v, want %d records", got, records)
+	}
+	if got := sumMetric(body, "provisioner_dead_letters_total"); got != float64(dead) {
+		t.Errorf("provisioner_dead_letters_total sums to %v, want %d", got, dead)
+	}
+	if got := sumMetric(body, "provisioner_consumer_lag_records"); got != 0 || !strings.Contains(body, "provisioner_consumer_lag_records{") {
+		t.Errorf("lag %v after the run, want 0 on every partition", got)
+	}
+	for _, want := range []string{"provisioner_webex_requests_total{", "provisioner_webex_request_duration_seconds_bucket{", "provisioner_kafka_commits_total", "provisioner_consumer_rebalances_total"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(body, "@") || strings.Contains(body, "e2e-0000") {
+		t.Errorf("/metrics holds an email or an order id in a label")
+	}
+}
+
+// sumMetric adds up every sample of a metric family in exposition text.
+func sumMetric(body, name string) float64 {
+	var sum float64
+	for _, line := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
 
 // readUntil reads topic (partition 0) until it holds n records, or fails the test.

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/acme-sp/wholesale-provisioner/consumer"
+	"github.com/acme-sp/wholesale-provisioner/internal/metrics"
 	"github.com/acme-sp/wholesale-provisioner/internal/pipeline"
 	"github.com/acme-sp/wholesale-provisioner/producer"
 	"github.com/acme-sp/wholesale-provisioner/provisioning"
@@ -31,6 +32,7 @@ type App struct {
 	writer   *producer.Writer
 	consumer *consumer.Consumer
 	health   *health
+	metrics  *metrics.Metrics
 	ln       net.Listener
 }
 
@@ -44,11 +46,13 @@ func New(cfg Config, log zerolog.Logger) (*App, error) {
 		}
 		tokens = ft
 	}
+	m := metrics.New()
 	client, err := provisioning.NewClient(provisioning.ClientConfig{
 		BaseURL:                   cfg.WebexBaseURL,
 		Tokens:                    tokens,
 		RequestTimeout:            cfg.RequestTimeout,
 		OnBehalfOfSubPartnerOrgID: cfg.OnBehalfOf,
+		Transport:                 m.Transport(webexTransport()),
 	})
 	if err != nil {
 		return nil, err
@@ -60,6 +64,7 @@ func New(cfg Config, log zerolog.Logger) (*App, error) {
 		RetryMaxAttempts:     cfg.RetryMaxAttempts,
 		StatusPollInterval:   cfg.StatusPollInterval,
 		StatusMaxWait:        cfg.StatusMaxWait,
+		OnRetry:              m.Retried,
 	})
 	w, err := producer.NewWriter(producer.Config{
 		Brokers:         cfg.Brokers,
@@ -72,6 +77,7 @@ func New(cfg Config, log zerolog.Logger) (*App, error) {
 	p := pipeline.New(pipeline.Config{
 		ConsumerGroup:  cfg.GroupID,
 		MaxRecordBytes: cfg.MaxRecordBytes,
+		Observer:       m,
 		Logger:         &log,
 	}, wf, w)
 	c, err := consumer.New(consumer.Config{
@@ -86,14 +92,17 @@ func New(cfg Config, log zerolog.Logger) (*App, error) {
 		ShutdownTimeout:         cfg.ShutdownTimeout,
 		RetryInitialInterval:    cfg.RetryInitialInterval,
 		RetryMaxInterval:        cfg.RetryMaxInterval,
+		Observer:                m,
 		Logger:                  &log,
 	}, p)
 	if err != nil {
 		w.Close()
 		return nil, err
 	}
-	a := &App{cfg: cfg, log: log, writer: w, consumer: c,
-		health: &health{consumer: c, topic: cfg.OrdersTopic, client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}}}
+	kc := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}
+	m.WatchConsumer(c, kc, cfg.GroupID, cfg.OrdersTopic)
+	a := &App{cfg: cfg, log: log, writer: w, consumer: c, metrics: m,
+		health: &health{consumer: c, topic: cfg.OrdersTopic, client: kc}}
 	if cfg.HTTPAddr != "" {
 		// Listen now, so that a taken port stops the start with a clear error.
 		if a.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -102,6 +111,15 @@ func New(cfg Config, log zerolog.Logger) (*App, error) {
 		}
 	}
 	return a, nil
+}
+
+// webexTransport is the HTTP transport to Webex: enough idle connections for
+// every worker to keep its own, so that calls do not pay for new connections.
+func webexTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 512
+	return t
 }
 
 // HTTPAddr returns the address the health endpoints listen on ("" for none).
@@ -126,7 +144,9 @@ func (a *App) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); a.health.probeKafka(bg, 5*time.Second) }()
 	if a.ln != nil {
-		srv := &http.Server{Handler: a.health.handler(), ReadHeaderTimeout: 5 * time.Second}
+		mux := a.health.handler()
+		mux.Handle("GET /metrics", a.metrics.Handler())
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -140,7 +160,7 @@ func (a *App) Run(ctx context.Context) error {
 			defer cancel()
 			_ = srv.Shutdown(sctx)
 		}()
-		a.log.Info().Str("addr", a.ln.Addr().String()).Msg("health endpoints at /healthz and /readyz")
+		a.log.Info().Str("addr", a.ln.Addr().String()).Msg("serving /metrics, /healthz and /readyz")
 	}
 	err := a.consumer.Run(ctx)
 	a.log.Info().Msg("provisioner stopped")

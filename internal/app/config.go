@@ -70,7 +70,7 @@ type Config struct {
 	WebexMaxConcurrent int
 	WebexAdaptiveRate  bool
 
-	// HTTPAddr is where /healthz and /readyz are served ("" for nowhere).
+	// HTTPAddr is where /metrics, /healthz and /readyz are served ("" for nowhere).
 	HTTPAddr string
 
 	// LogLevel is debug, info, warn or error; LogFormat is json or console.
@@ -132,7 +132,7 @@ func (cfg *Config) BindFlags(fs *flag.FlagSet) func() {
 	fs.Float64Var(&cfg.WebexRateLimit, "webex-rate-limit", cfg.WebexRateLimit, "requests per second to Webex, shared by all workers (0: no limit)")
 	fs.IntVar(&cfg.WebexMaxConcurrent, "webex-max-concurrent", cfg.WebexMaxConcurrent, "Webex requests in progress at once")
 	fs.BoolVar(&cfg.WebexAdaptiveRate, "webex-adaptive-rate", cfg.WebexAdaptiveRate, "lower the request rate on 429s and raise it slowly again (AIMD)")
-	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address of the health endpoints /healthz and /readyz (empty: none)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "address of /metrics, /healthz and /readyz (empty: none)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "json (one event per line) or console")
 	return func() { cfg.Brokers = SplitList(brokers) }
