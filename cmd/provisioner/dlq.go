@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/acme-sp/wholesale-provisioner/internal/dlq"
+)
+
+// dlqCmd is `provisioner dlq inspect|replay`: what operators do with the
+// dead-letter topic.
+func dlqCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		dlqUsage(stderr)
+		return usageError{errors.New("name what to do: inspect or replay")}
+	}
+	switch args[0] {
+	case "inspect":
+		return dlqInspectCmd(ctx, args[1:], stdout, stderr)
+	case "replay":
+		return dlqReplayCmd(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		dlqUsage(stdout)
+		return flag.ErrHelp
+	}
+	dlqUsage(stderr)
+	return usageError{fmt.Errorf("unknown dlq command %q: use inspect or replay", args[0])}
+}
+
+func dlqUsage(w io.Writer) {
+	fmt.Fprint(w, `Usage: provisioner dlq <inspect|replay> [flags]
+
+  inspect  count the dead letters by reason and error class, with examples (personal data masked)
+  replay   re-publish the original orders of dead letters to the orders topic
+
+Run 'provisioner dlq <inspect|replay> --help' for the flags.
+`)
+}
+
+func dlqInspectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	opts := dlq.DefaultOptions()
+	fs := newFlagSet("dlq inspect", "Read the dead-letter topic (without a consumer group, up to its end when the command starts)\n"+
+		"and list the dead letters by reason and error class: counts, first and last failure, and examples\n"+
+		"with emails and phone numbers masked.", stderr)
+	opts.BindInspectFlags(fs)
+	if err := parse(fs, args, osLookupEnv); err != nil {
+		return usageError{err}
+	}
+	cfg, err := opts.InspectConfig(time.Now())
+	if err != nil {
+		return usageError{err}
+	}
+	cfg.Progress = stderr
+	rep, err := dlq.Inspect(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if opts.JSON {
+		return rep.WriteJSON(stdout)
+	}
+	return rep.WriteText(stdout)
+}
+
+func dlqReplayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	opts := dlq.DefaultOptions()
+	fs := newFlagSet("dlq replay", "Re-publish the original records of dead letters (key, value and headers byte for byte, plus\n"+
+		"replay-count and replayed-from headers) to the orders topic, at a limited rate. Reads the dead-letter\n"+
+		"topic without a consumer group, up to its end when the command starts. Replaying a dead letter twice\n"+
+		"provisions nothing twice. Exits 1 when a matching dead letter is refused (e.g. replayed too often).", stderr)
+	opts.BindReplayFlags(fs)
+	if err := parse(fs, args, osLookupEnv); err != nil {
+		return usageError{err}
+	}
+	cfg, err := opts.ReplayConfig(time.Now())
+	if err != nil {
+		return usageError{err}
+	}
+	cfg.Out = stdout
+	cfg.Progress = stderr
+	rep, err := dlq.Replay(ctx, cfg)
+	if err == nil || rep.Read > 0 {
+		rep.WriteSummary(stdout)
+	}
+	switch {
+	case err != nil:
+		return err
+	case !rep.DryRun && rep.RefusedTotal() > 0:
+		return fmt.Errorf("%d of %d matching dead letters were refused (see above)", rep.RefusedTotal(), rep.Matched)
+	}
+	return nil
+}
