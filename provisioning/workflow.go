@@ -513,7 +513,10 @@ func samePackages(s Subscriber, want []string) bool {
 	return true
 }
 
-func apiParams(p schemas.ProvisioningParameters) ProvisioningParameters {
+func apiParams(p *schemas.ProvisioningParameters) ProvisioningParameters {
+	if p == nil {
+		return ProvisioningParameters{}
+	}
 	return ProvisioningParameters{
 		FirstName:          p.FirstName,
 		LastName:           p.LastName,

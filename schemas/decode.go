@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/acme-sp/wholesale-provisioner/internal/redact"
 	"io"
 	"strconv"
 	"strings"
@@ -87,7 +88,9 @@ func DecodeOrder(value []byte) (Order, error) {
 		return Order{}, &InvalidOrderError{Reason: ReasonUnsupportedSchemaVersion, Detail: detail, OrderID: orderID}
 	}
 	if err := orderSchema.Validate(doc); err != nil {
-		return Order{}, &InvalidOrderError{Reason: ReasonSchemaViolation, Detail: describeValidation(err), OrderID: orderID}
+		// Validation messages quote values (an order id, a package, a property
+		// name) that may hold an address: mask them all, not only the email fields.
+		return Order{}, &InvalidOrderError{Reason: ReasonSchemaViolation, Detail: redact.Text(describeValidation(err)), OrderID: orderID}
 	}
 
 	// The schema already rejects unknown fields; DisallowUnknownFields is a
@@ -98,7 +101,7 @@ func DecodeOrder(value []byte) (Order, error) {
 	if err := dec.Decode(&o); err != nil {
 		// Only a schema that accepts what the Go type cannot hold gets here,
 		// for example a leap second in occurredAt.
-		return Order{}, &InvalidOrderError{Reason: ReasonSchemaViolation, Detail: describeDecodeError(err), OrderID: orderID}
+		return Order{}, &InvalidOrderError{Reason: ReasonSchemaViolation, Detail: redact.Text(describeDecodeError(err)), OrderID: orderID}
 	}
 	return o, nil
 }

@@ -140,7 +140,7 @@ func TestDecodeOrderExample(t *testing.T) {
 		CustomerID:    "Y2lzY29zcGFyazovL3VzL0NVU1RPTUVSL2Y1YjM2MTg3LWM4ZGQtNDcyNy04YjJmLWY5YzQ0N2YyOTA0Ng",
 		Email:         "john.andersen@example.com",
 		Packages:      []string{"webex_calling"},
-		ProvisioningParameters: ProvisioningParameters{
+		ProvisioningParameters: &ProvisioningParameters{
 			FirstName:          "John",
 			LastName:           "Andersen",
 			PrimaryPhoneNumber: "+12405551212",

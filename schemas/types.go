@@ -30,8 +30,9 @@ type Order struct {
 	Email string `json:"email"`
 	// Packages holds the Webex Wholesale package to assign (the API accepts one today).
 	Packages []string `json:"packages"`
-	// ProvisioningParameters are passed through to the API.
-	ProvisioningParameters ProvisioningParameters `json:"provisioningParameters"`
+	// ProvisioningParameters are passed through to the API. Required for a
+	// provision order; nil when the order has none (an update or a remove).
+	ProvisioningParameters *ProvisioningParameters `json:"provisioningParameters,omitempty"`
 	// CustomerInfo is needed by the precheck when the customer is not provisioned yet.
 	CustomerInfo *CustomerInfo `json:"customerInfo,omitempty"`
 	// ProvisioningID names the customer template, for the precheck of a new customer.

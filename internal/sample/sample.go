@@ -26,7 +26,7 @@ func Order(runID string, i int, at time.Time) schemas.Order {
 		CustomerID:    CustomerID,
 		Email:         fmt.Sprintf("user%06d.%s@acme.example", i, runID),
 		Packages:      []string{"webex_calling"},
-		ProvisioningParameters: schemas.ProvisioningParameters{
+		ProvisioningParameters: &schemas.ProvisioningParameters{
 			FirstName:          "User",
 			LastName:           fmt.Sprintf("N%06d", i),
 			PrimaryPhoneNumber: fmt.Sprintf("+1240555%04d", i%10000),
