@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/acme-sp/wholesale-provisioner/internal/yield"
 )
 
 // TestKeyOrderUnderConcurrency is a property test: with random handler
@@ -143,4 +146,44 @@ func setupKeyed(t *testing.T, partitions int32, n, keys int) ([]string, string) 
 		t.Fatal(err)
 	}
 	return brokers, topic
+}
+
+// TestWaitingRecordGivesItsSlotBack: with one worker, a record that waits
+// (a retry backoff, through package yield) lets another key's record run.
+func TestWaitingRecordGivesItsSlotBack(t *testing.T) {
+	brokers, topic := setupKeyed(t, 1, 2, 2) // two records, two keys
+	var order []string
+	var mu sync.Mutex
+	done := make(chan struct{})
+	h := HandlerFunc(func(ctx context.Context, m kafka.Message) error {
+		if string(m.Value) == "0" {
+			yield.Release(ctx)
+			time.Sleep(500 * time.Millisecond) // backing off
+			if err := yield.Acquire(ctx); err != nil {
+				return err
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		order = append(order, string(m.Value))
+		if len(order) == 2 {
+			close(done)
+		}
+		return nil
+	})
+	c, _ := New(Config{Brokers: brokers, GroupID: "g", Topic: topic, MaxInFlight: 1}, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		t.Fatal("records not finished")
+	}
+	cancel()
+	<-errc
+	if fmt.Sprint(order) != "[1 0]" {
+		t.Errorf("finish order %v: the waiting record 0 held the only worker", order)
+	}
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/acme-sp/wholesale-provisioner/internal/yield"
 )
 
 // item is one fetched record on its way through the scheduler.
@@ -113,10 +115,10 @@ func (s *scheduler) run(it *item, q *keyQueue) {
 		}
 		p.running.Add(1)
 		s.inFlight.Add(1)
-		err := s.handler.Handle(p.ctx, it.msg)
-		s.inFlight.Add(-1)
+		slot := &heldSlot{s: s, held: true}
+		err := s.handler.Handle(yield.With(p.ctx, slot), it.msg)
+		slot.Release()
 		p.running.Add(-1)
-		<-s.slots
 		if err == nil {
 			if s.gate.leave(it) {
 				s.log.Info().Msg("the fault cleared: taking orders again")
@@ -157,6 +159,35 @@ func (s *scheduler) run(it *item, q *keyQueue) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// heldSlot is the worker slot of one Handle call; the handler may give it back
+// while it waits (see package yield). Used by that call's goroutine only.
+type heldSlot struct {
+	s    *scheduler
+	held bool
+}
+
+func (h *heldSlot) Release() {
+	if h.held {
+		h.held = false
+		h.s.inFlight.Add(-1)
+		<-h.s.slots
+	}
+}
+
+func (h *heldSlot) Acquire(ctx context.Context) error {
+	if h.held {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case h.s.slots <- struct{}{}:
+		h.held = true
+		h.s.inFlight.Add(1)
+		return nil
 	}
 }
 

@@ -53,6 +53,10 @@ type ClientConfig struct {
 	Transport http.RoundTripper
 	// UserAgent is sent with every request. Default "wholesale-provisioner".
 	UserAgent string
+	// Limiter is the rate budget that every call waits for and reports its
+	// answer to; share one among all Clients of the same API account.
+	// Default nil: no limiting.
+	Limiter *Limiter
 }
 
 // Client makes single calls to the Wholesale Subscribers API. It never retries:
@@ -65,6 +69,7 @@ type Client struct {
 	http     *http.Client
 	obo      string
 	ua       string
+	limiter  *Limiter
 	seq      atomic.Uint64
 }
 
@@ -91,10 +96,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	tr := cfg.Transport
 	if tr == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConns = 512
-		t.MaxIdleConnsPerHost = 512
-		tr = t
+		tr = NewTransport()
 	}
 	host := u.Host
 	return &Client{
@@ -103,6 +105,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		tokens:   cfg.Tokens,
 		obo:      cfg.OnBehalfOfSubPartnerOrgID,
 		ua:       cfg.UserAgent,
+		limiter:  cfg.Limiter,
 		http: &http.Client{
 			Transport: tr,
 			Timeout:   cfg.RequestTimeout,
@@ -118,6 +121,16 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 			},
 		},
 	}, nil
+}
+
+// NewTransport returns the HTTP transport a Client uses by default: enough idle
+// connections for every worker to keep its own, so that calls do not pay for
+// new connections (and TLS handshakes) under load.
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 512
+	t.MaxIdleConnsPerHost = 512
+	return t
 }
 
 // Precheck calls POST /wholesale/subscribers/validate. A 200 answer is returned as
@@ -219,12 +232,22 @@ func (c *Client) do(ctx context.Context, cl call, out any) (int, error) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	// Wait for the rate budget only now: building the request holds no slot,
+	// and the wait does not count against RequestTimeout, which starts in Do.
+	release, err := c.limiter.Acquire(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("waiting for the Webex rate limit for %s %s: %w", cl.method, cl.endpoint, err)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		release()
+		c.limiter.Observe(0, 0)
 		return 0, &TransportError{Method: cl.method, Endpoint: cl.endpoint, Idempotent: cl.idempotent, TrackingID: tracking, Err: scrubURL(err)}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	release()
+	c.observe(resp)
 	if err != nil {
 		return resp.StatusCode, &TransportError{Method: cl.method, Endpoint: cl.endpoint, Idempotent: cl.idempotent, TrackingID: tracking, Err: fmt.Errorf("reading response body: %w", err), Status: resp.StatusCode}
 	}
@@ -238,6 +261,18 @@ func (c *Client) do(ctx context.Context, cl call, out any) (int, error) {
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// observe tells the limiter the answer, with the Retry-After of a 429 or 423.
+func (c *Client) observe(resp *http.Response) {
+	if c.limiter == nil {
+		return
+	}
+	var wait time.Duration
+	if s := resp.StatusCode; s == http.StatusTooManyRequests || s == http.StatusLocked {
+		wait = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	c.limiter.Observe(resp.StatusCode, wait)
 }
 
 // scrubURL drops the URL from a *url.Error: it can carry query parameters with

@@ -11,6 +11,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/rs/zerolog"
 
+	"github.com/acme-sp/wholesale-provisioner/internal/yield"
 	"github.com/acme-sp/wholesale-provisioner/schemas"
 )
 
@@ -336,11 +337,16 @@ func (r *run) follow(ctx context.Context, res Result) (Result, error) {
 			return res, &Error{Class: Transient, Reason: schemas.ReasonRetriesExhausted, Step: StepStatus,
 				Message: fmt.Sprintf("subscriber still %q after %s", sub.Status, r.w.cfg.StatusMaxWait)}
 		}
-		if err := sleep(ctx, wait); err != nil {
+		yield.Release(ctx)
+		err := sleep(ctx, wait)
+		if err == nil {
+			err = yield.Acquire(ctx)
+		}
+		if err != nil {
 			return res, err
 		}
 		var got Subscriber
-		err := r.retry(ctx, StepStatus, func() error {
+		err = r.retry(ctx, StepStatus, func() error {
 			var err error
 			r.attempts++
 			got, err = r.w.api.GetSubscriber(ctx, sub.ID)
@@ -370,7 +376,15 @@ func (r *run) retry(ctx context.Context, step Step, op func() error) error {
 	}
 	hinted := &hintBackOff{next: b, max: r.w.cfg.MaxRetryAfter}
 	log := zerolog.Ctx(ctx)
+	waited := false
 	return backoff.RetryNotify(func() error {
+		if waited {
+			// The backoff gave the worker slot back; take one before calling again.
+			if err := yield.Acquire(ctx); err != nil {
+				return backoff.Permanent(err)
+			}
+			waited = false
+		}
 		err := op()
 		if err == nil || errors.Is(err, errRetryNow) {
 			hinted.now = err != nil
@@ -390,6 +404,9 @@ func (r *run) retry(ctx context.Context, step Step, op func() error) error {
 		if errors.Is(err, errRetryNow) {
 			return
 		}
+		// A retrying order waits without holding a worker the others need.
+		yield.Release(ctx)
+		waited = true
 		ev := log.Warn().Str("step", string(step)).Dur("wait", wait).Int("attempts", r.attempts)
 		var api *APIError
 		if errors.As(err, &api) {

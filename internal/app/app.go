@@ -47,12 +47,19 @@ func New(cfg Config, log zerolog.Logger) (*App, error) {
 		tokens = ft
 	}
 	m := metrics.New()
+	lcfg := provisioning.LimiterConfig{Rate: cfg.WebexRateLimit, MaxConcurrent: cfg.WebexMaxConcurrent, Adaptive: cfg.WebexAdaptiveRate}
+	if err := lcfg.Validate(); err != nil {
+		return nil, fmt.Errorf("webex rate limit: %w", err)
+	}
+	limiter := provisioning.NewLimiter(lcfg)
+	m.WatchLimiter(limiter)
 	client, err := provisioning.NewClient(provisioning.ClientConfig{
 		BaseURL:                   cfg.WebexBaseURL,
 		Tokens:                    tokens,
 		RequestTimeout:            cfg.RequestTimeout,
 		OnBehalfOfSubPartnerOrgID: cfg.OnBehalfOf,
-		Transport:                 m.Transport(webexTransport()),
+		Transport:                 m.Transport(provisioning.NewTransport()),
+		Limiter:                   limiter,
 	})
 	if err != nil {
 		return nil, err
@@ -111,15 +118,6 @@ func New(cfg Config, log zerolog.Logger) (*App, error) {
 		}
 	}
 	return a, nil
-}
-
-// webexTransport is the HTTP transport to Webex: enough idle connections for
-// every worker to keep its own, so that calls do not pay for new connections.
-func webexTransport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 512
-	t.MaxIdleConnsPerHost = 512
-	return t
 }
 
 // HTTPAddr returns the address the health endpoints listen on ("" for none).
