@@ -6,6 +6,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -44,6 +45,10 @@ type Config struct {
 	Topic string
 	// Dialer connects to the brokers (TLS, SASL). Default kafka.DefaultDialer.
 	Dialer *kafka.Dialer
+	// Fatal says which errors of joining the group no retry can fix (a refused
+	// password or certificate): Run then returns them. Default: none; Run
+	// retries every error, about once a second.
+	Fatal func(error) bool
 	// KeyFunc names the ordering key of a record: records with equal keys are
 	// handled one after another in offset order. Default: the record's key, or
 	// its partition and offset (no ordering) when the key is empty.
@@ -227,6 +232,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
 				return nil
+			}
+			if c.cfg.Fatal != nil && c.cfg.Fatal(err) {
+				return fmt.Errorf("joining the consumer group: %w", err)
 			}
 			c.log.Error().Err(err).Msg("joining the consumer group; retrying")
 			if sleep(ctx, time.Second) != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/acme-sp/wholesale-provisioner/internal/kafkasec"
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
 )
 
@@ -22,6 +23,7 @@ func produceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var (
 		brokers, topic, file, runID string
 		generate                    int
+		sec                         kafkasec.Config
 	)
 	topic = app.DefaultConfig().OrdersTopic
 	fs := newFlagSet("produce", "Publish subscriber orders to a topic: each line of a JSON-lines file (- for stdin),\n"+
@@ -31,9 +33,19 @@ func produceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&file, "file", "", "JSON-lines file of orders, one per line (- reads stdin)")
 	fs.IntVar(&generate, "generate", 0, "generate this many valid sample orders instead of reading a file")
 	fs.StringVar(&runID, "run-id", "", "prefix of generated order ids and emails (default: the current time)")
+	sec.BindFlags(fs)
 	if err := parse(fs, args, osLookupEnv); err != nil {
 		return usageError{err}
 	}
+	sec.LoadSecrets(osLookupEnv)
+	if err := sec.Validate(); err != nil {
+		return usageError{err}
+	}
+	transport, err := sec.Transport()
+	if err != nil {
+		return usageError{err}
+	}
+	defer transport.CloseIdleConnections()
 	switch {
 	case brokers == "":
 		return usageError{fmt.Errorf("--brokers (%s) is required", envName("brokers"))}
@@ -50,6 +62,7 @@ func produceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		RequiredAcks:           kafka.RequireAll,
 		BatchTimeout:           5 * time.Millisecond,
 		AllowAutoTopicCreation: false,
+		Transport:              transport,
 	}
 	defer w.Close()
 

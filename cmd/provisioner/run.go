@@ -19,6 +19,7 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	finish()
 	cfg.WebexToken, _ = osLookupEnv(app.EnvName("webex-token"))
+	cfg.Kafka.LoadSecrets(osLookupEnv)
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}

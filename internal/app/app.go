@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/acme-sp/wholesale-provisioner/consumer"
+	"github.com/acme-sp/wholesale-provisioner/internal/kafkasec"
 	"github.com/acme-sp/wholesale-provisioner/internal/metrics"
 	"github.com/acme-sp/wholesale-provisioner/internal/pipeline"
 	"github.com/acme-sp/wholesale-provisioner/producer"
@@ -30,6 +31,7 @@ type App struct {
 	cfg      Config
 	log      zerolog.Logger
 	writer   *producer.Writer
+	kafka    kafkaClients
 	consumer *consumer.Consumer
 	health   *health
 	metrics  *metrics.Metrics
@@ -73,10 +75,15 @@ func New(cfg Config, log zerolog.Logger) (*App, error) {
 		StatusMaxWait:        cfg.StatusMaxWait,
 		OnRetry:              m.Retried,
 	})
+	kc, err := newKafkaClients(cfg.Kafka, cfg.Brokers, log)
+	if err != nil {
+		return nil, err
+	}
 	w, err := producer.NewWriter(producer.Config{
 		Brokers:         cfg.Brokers,
 		OutcomesTopic:   cfg.OutcomesTopic,
 		DeadLetterTopic: cfg.DeadLetterTopic,
+		Transport:       kc.transport,
 	})
 	if err != nil {
 		return nil, err
@@ -91,6 +98,8 @@ func New(cfg Config, log zerolog.Logger) (*App, error) {
 		Brokers:                 cfg.Brokers,
 		GroupID:                 cfg.GroupID,
 		Topic:                   cfg.OrdersTopic,
+		Dialer:                  kc.dialer,
+		Fatal:                   kafkasec.Permanent,
 		KeyFunc:                 pipeline.OrderKey,
 		MaxInFlight:             cfg.MaxInFlight,
 		MaxBufferedPerPartition: cfg.MaxBufferedPerPartition,
@@ -106,10 +115,10 @@ func New(cfg Config, log zerolog.Logger) (*App, error) {
 		w.Close()
 		return nil, err
 	}
-	kc := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}
-	m.WatchConsumer(c, kc, cfg.GroupID, cfg.OrdersTopic)
-	a := &App{cfg: cfg, log: log, writer: w, consumer: c, metrics: m,
-		health: &health{consumer: c, topic: cfg.OrdersTopic, client: kc}}
+	kclient := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second, Transport: kc.transport}
+	m.WatchConsumer(c, kclient, cfg.GroupID, cfg.OrdersTopic)
+	a := &App{cfg: cfg, log: log, writer: w, kafka: kc, consumer: c, metrics: m,
+		health: &health{consumer: c, topic: cfg.OrdersTopic, client: kclient}}
 	if cfg.HTTPAddr != "" {
 		// Listen now, so that a taken port stops the start with a clear error.
 		if a.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -135,7 +144,7 @@ func (a *App) Readiness() Readiness { return a.health.readiness() }
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info().Strs("brokers", a.cfg.Brokers).Str("group_id", a.cfg.GroupID).Str("orders_topic", a.cfg.OrdersTopic).
 		Str("outcomes_topic", a.cfg.OutcomesTopic).Str("dead_letter_topic", a.cfg.DeadLetterTopic).
-		Str("webex_base_url", a.cfg.WebexBaseURL).Msg("provisioner starting")
+		Str("webex_base_url", a.cfg.WebexBaseURL).Str("kafka_security", a.cfg.Kafka.Describe()).Msg("provisioner starting")
 	var wg sync.WaitGroup
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stop(); wg.Wait() }()
@@ -165,8 +174,14 @@ func (a *App) Run(ctx context.Context) error {
 	return err
 }
 
-// Close releases the writers. Call it after Run returned.
-func (a *App) Close() error { return a.writer.Close() }
+// Close releases the writers and the Kafka connections. Call it after Run returned.
+func (a *App) Close() error {
+	err := a.writer.Close()
+	// A writer does not close a transport it was given: without this, its
+	// metadata refresh loop would keep connecting to the brokers.
+	a.kafka.transport.CloseIdleConnections()
+	return err
+}
 
 // ParseLevel reads a log level name.
 func ParseLevel(s string) (zerolog.Level, error) {

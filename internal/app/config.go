@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/acme-sp/wholesale-provisioner/internal/kafkasec"
 )
 
 // Config is the whole configuration of `provisioner run`, filled from flags and
@@ -23,6 +25,10 @@ type Config struct {
 	OrdersTopic     string
 	OutcomesTopic   string
 	DeadLetterTopic string
+	// Kafka is the TLS and SASL security of every Kafka connection (flags
+	// --kafka-*); its password comes only from PROVISIONER_KAFKA_SASL_PASSWORD
+	// (Kafka.LoadSecrets) or --kafka-sasl-password-file. Default: plaintext.
+	Kafka kafkasec.Config
 
 	// WebexBaseURL is the API root, e.g. https://webexapis.com/v1.
 	WebexBaseURL string
@@ -113,6 +119,7 @@ func (cfg *Config) BindFlags(fs *flag.FlagSet) func() {
 	fs.StringVar(&cfg.OrdersTopic, "orders-topic", cfg.OrdersTopic, "topic of subscriber-order events")
 	fs.StringVar(&cfg.OutcomesTopic, "outcomes-topic", cfg.OutcomesTopic, "topic of subscriber-outcome events")
 	fs.StringVar(&cfg.DeadLetterTopic, "dead-letter-topic", cfg.DeadLetterTopic, "topic of dead-letter records")
+	cfg.Kafka.BindFlags(fs)
 	fs.StringVar(&cfg.WebexBaseURL, "webex-base-url", cfg.WebexBaseURL, "Webex API root")
 	fs.StringVar(&cfg.WebexTokenFile, "webex-token-file", cfg.WebexTokenFile, "file holding the Webex access token (or set PROVISIONER_WEBEX_TOKEN)")
 	fs.StringVar(&cfg.OnBehalfOf, "on-behalf-of-sub-partner-org-id", cfg.OnBehalfOf, "act for this sub-partner organisation")
@@ -152,6 +159,7 @@ func (cfg *Config) Validate() error {
 			bad("--brokers: %q is not host:port (e.g. kafka-1:9092)", b)
 		}
 	}
+	errs = append(errs, kafkaProblems(&cfg.Kafka)...)
 	if cfg.GroupID == "" {
 		bad("--group-id (%s) is empty: name the consumer group, e.g. wholesale-provisioner", EnvName("group-id"))
 	}
