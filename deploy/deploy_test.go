@@ -240,7 +240,7 @@ func (s *service) builtFromDockerfile() bool {
 
 func TestComposeServices(t *testing.T) {
 	cf := loadCompose(t)
-	for _, name := range []string{"kafka", "kafka-init", "webex-sim", "provisioner"} {
+	for _, name := range []string{"kafka", "kafka-init", "webex-sim", "provisioner", "prometheus", "grafana"} {
 		if _, ok := cf.Services[name]; !ok {
 			t.Errorf("%s: service %q is missing (services: %v)", composePath, name, sortedKeys(cf.Services))
 		}
@@ -618,6 +618,25 @@ func TestComposeProvisioner(t *testing.T) {
 	if !slices.Contains([]string{"unless-stopped", "always", "on-failure"}, prov.Restart) {
 		t.Errorf("provisioner: restart %q, want unless-stopped", prov.Restart)
 	}
+
+	// /metrics, /healthz and /readyz: set explicitly, reachable from the other containers.
+	if prov.Environment[run.flags["http-addr"].env] == "" {
+		t.Errorf("provisioner: %s is not set; Prometheus scrapes its port", run.flags["http-addr"].env)
+	}
+
+	// The whole configuration passes the binary's own validation.
+	env := map[string]string{}
+	for k, v := range prov.Environment {
+		env[k] = v
+	}
+	if args := prov.args(); len(args) > 1 {
+		for flag := range run.flags {
+			if v, ok := flagValue(args[1:], flag); ok {
+				env[run.flags[flag].env] = v
+			}
+		}
+	}
+	validateRunEnv(t, composePath+" provisioner", env)
 }
 
 // TestComposeProducers checks any service that runs `provisioner produce`.
