@@ -191,11 +191,35 @@ func WithTrackingPrefix(ctx context.Context, prefix string) context.Context {
 	return context.WithValue(ctx, trackingKey{}, prefix)
 }
 
+// invalidator is a TokenSource that can drop a token the API refused, so
+// that the next Token call fetches a new one (see RefreshingToken).
+type invalidator interface{ Invalidate(token string) }
+
+// do makes one call. When the API answers 401 and the token source can renew
+// its token, the call is sent once more with the new token: an access token
+// that expired early is not a configuration fault.
 func (c *Client) do(ctx context.Context, cl call, out any) (int, error) {
 	tok, err := c.tokens.Token(ctx)
 	if err != nil {
 		return 0, &TokenError{Err: err}
 	}
+	status, err := c.send(ctx, cl, out, tok)
+	inv, renewable := c.tokens.(invalidator)
+	if status != http.StatusUnauthorized || !renewable {
+		return status, err
+	}
+	inv.Invalidate(tok)
+	fresh, terr := c.tokens.Token(ctx)
+	if terr != nil {
+		return 0, &TokenError{Err: terr}
+	}
+	if fresh == tok {
+		return status, err
+	}
+	return c.send(ctx, cl, out, fresh)
+}
+
+func (c *Client) send(ctx context.Context, cl call, out any, tok string) (int, error) {
 	u := *c.base
 	u.Path = c.basePath + cl.path
 	q := cl.query

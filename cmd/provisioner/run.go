@@ -18,7 +18,10 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	finish()
+	// Secrets only from the environment or files: flags show in process lists.
 	cfg.WebexToken, _ = osLookupEnv(app.EnvName("webex-token"))
+	cfg.WebexClientSecret, _ = osLookupEnv(app.EnvName("webex-client-secret"))
+	cfg.WebexRefreshToken, _ = osLookupEnv(app.EnvName("webex-refresh-token"))
 	cfg.Kafka.LoadSecrets(osLookupEnv)
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}

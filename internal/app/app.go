@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -40,13 +41,9 @@ type App struct {
 
 // New builds an App from a validated Config.
 func New(cfg Config, log zerolog.Logger) (*App, error) {
-	var tokens provisioning.TokenSource = provisioning.StaticToken(cfg.WebexToken)
-	if cfg.WebexTokenFile != "" {
-		ft, err := provisioning.NewFileToken(cfg.WebexTokenFile)
-		if err != nil {
-			return nil, err
-		}
-		tokens = ft
+	tokens, err := tokenSource(cfg)
+	if err != nil {
+		return nil, err
 	}
 	m := metrics.New()
 	lcfg := provisioning.LimiterConfig{Rate: cfg.WebexRateLimit, MaxConcurrent: cfg.WebexMaxConcurrent, Adaptive: cfg.WebexAdaptiveRate}
@@ -127,6 +124,37 @@ func New(cfg Config, log zerolog.Logger) (*App, error) {
 		}
 	}
 	return a, nil
+}
+
+// tokenSource builds the Webex token source the configuration names: a fixed
+// token, a token file re-read when it changes, or the OAuth refresh flow.
+func tokenSource(cfg Config) (provisioning.TokenSource, error) {
+	switch {
+	case cfg.WebexTokenFile != "":
+		return provisioning.NewFileToken(cfg.WebexTokenFile)
+	case cfg.WebexClientID != "":
+		secret := cfg.WebexClientSecret
+		if cfg.WebexClientSecretFile != "" {
+			b, err := os.ReadFile(cfg.WebexClientSecretFile)
+			if err != nil {
+				return nil, fmt.Errorf("reading the client secret file: %w", err)
+			}
+			secret = strings.TrimSpace(string(b))
+		}
+		url := cfg.WebexTokenURL
+		if url == "" {
+			url = strings.TrimRight(cfg.WebexBaseURL, "/") + provisioning.PathAccessToken
+		}
+		return provisioning.NewRefreshingToken(provisioning.OAuthConfig{
+			TokenURL:         url,
+			ClientID:         cfg.WebexClientID,
+			ClientSecret:     secret,
+			RefreshToken:     cfg.WebexRefreshToken,
+			RefreshTokenFile: cfg.WebexRefreshTokenFile,
+		})
+	default:
+		return provisioning.StaticToken(cfg.WebexToken), nil
+	}
 }
 
 // HTTPAddr returns the address the health endpoints listen on ("" for none).

@@ -37,6 +37,18 @@ type Config struct {
 	WebexToken string
 	// WebexTokenFile is a file holding the token; it is re-read when it changes.
 	WebexTokenFile string
+	// The OAuth refresh flow, instead of a fixed token: the integration's
+	// client id and secret (the secret from PROVISIONER_WEBEX_CLIENT_SECRET or
+	// a file), and the refresh token, kept in WebexRefreshTokenFile (the
+	// newest is written back there) or given once in
+	// PROVISIONER_WEBEX_REFRESH_TOKEN.
+	WebexClientID         string
+	WebexClientSecret     string
+	WebexClientSecretFile string
+	WebexRefreshToken     string
+	WebexRefreshTokenFile string
+	// WebexTokenURL is the token endpoint. Default: <webex-base-url>/access_token.
+	WebexTokenURL string
 	// OnBehalfOf is the onBehalfOfSubPartnerOrgId query parameter, if any.
 	OnBehalfOf string
 
@@ -122,6 +134,10 @@ func (cfg *Config) BindFlags(fs *flag.FlagSet) func() {
 	cfg.Kafka.BindFlags(fs)
 	fs.StringVar(&cfg.WebexBaseURL, "webex-base-url", cfg.WebexBaseURL, "Webex API root")
 	fs.StringVar(&cfg.WebexTokenFile, "webex-token-file", cfg.WebexTokenFile, "file holding the Webex access token (or set PROVISIONER_WEBEX_TOKEN)")
+	fs.StringVar(&cfg.WebexClientID, "webex-client-id", cfg.WebexClientID, "OAuth client id, to refresh access tokens instead of using a fixed one")
+	fs.StringVar(&cfg.WebexClientSecretFile, "webex-client-secret-file", cfg.WebexClientSecretFile, "file holding the OAuth client secret (or set PROVISIONER_WEBEX_CLIENT_SECRET)")
+	fs.StringVar(&cfg.WebexRefreshTokenFile, "webex-refresh-token-file", cfg.WebexRefreshTokenFile, "file holding the OAuth refresh token; the newest one is written back to it")
+	fs.StringVar(&cfg.WebexTokenURL, "webex-token-url", cfg.WebexTokenURL, "OAuth token endpoint (default: <webex-base-url>/access_token)")
 	fs.StringVar(&cfg.OnBehalfOf, "on-behalf-of-sub-partner-org-id", cfg.OnBehalfOf, "act for this sub-partner organisation")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "timeout of one Webex HTTP call")
 	fs.DurationVar(&cfg.RetryInitialInterval, "retry-initial-interval", cfg.RetryInitialInterval, "first wait after a transient Webex error")
@@ -179,16 +195,38 @@ func (cfg *Config) Validate() error {
 	if u, err := url.Parse(cfg.WebexBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		bad("--webex-base-url %q is not an http(s) URL: use https://webexapis.com/v1, or the simulator's URL", cfg.WebexBaseURL)
 	}
+	oauth := cfg.WebexClientID != "" || cfg.WebexClientSecret != "" || cfg.WebexClientSecretFile != "" ||
+		cfg.WebexRefreshToken != "" || cfg.WebexRefreshTokenFile != ""
+	modes := 0
+	for _, set := range []bool{cfg.WebexToken != "", cfg.WebexTokenFile != "", oauth} {
+		if set {
+			modes++
+		}
+	}
 	switch {
-	case cfg.WebexToken != "" && cfg.WebexTokenFile != "":
-		bad("both PROVISIONER_WEBEX_TOKEN and --webex-token-file are set: keep one")
-	case cfg.WebexToken == "" && cfg.WebexTokenFile == "":
-		bad("no Webex access token: set PROVISIONER_WEBEX_TOKEN or --webex-token-file (a file holding the token)")
+	case modes > 1:
+		bad("more than one way to get a Webex token is set (PROVISIONER_WEBEX_TOKEN, --webex-token-file, the OAuth settings): keep one")
+	case modes == 0:
+		bad("no Webex access token: set PROVISIONER_WEBEX_TOKEN, or --webex-token-file (a file holding the token), or the OAuth refresh flow (--webex-client-id, the client secret and the refresh token)")
 	case cfg.WebexTokenFile != "":
-		if b, err := os.ReadFile(cfg.WebexTokenFile); err != nil {
-			bad("--webex-token-file: %v", errors.Unwrap(err))
-		} else if strings.TrimSpace(string(b)) == "" {
-			bad("--webex-token-file %s is empty: write the access token into it", cfg.WebexTokenFile)
+		checkSecretFile(bad, "--webex-token-file", cfg.WebexTokenFile)
+	case oauth:
+		if cfg.WebexClientID == "" {
+			bad("--webex-client-id is empty: the OAuth refresh flow needs the integration's client id")
+		}
+		switch {
+		case cfg.WebexClientSecret != "" && cfg.WebexClientSecretFile != "":
+			bad("both PROVISIONER_WEBEX_CLIENT_SECRET and --webex-client-secret-file are set: keep one")
+		case cfg.WebexClientSecret == "" && cfg.WebexClientSecretFile == "":
+			bad("no OAuth client secret: set PROVISIONER_WEBEX_CLIENT_SECRET or --webex-client-secret-file")
+		case cfg.WebexClientSecretFile != "":
+			checkSecretFile(bad, "--webex-client-secret-file", cfg.WebexClientSecretFile)
+		}
+		switch {
+		case cfg.WebexRefreshToken == "" && cfg.WebexRefreshTokenFile == "":
+			bad("no OAuth refresh token: set --webex-refresh-token-file (advised: the renewed token is kept there) or PROVISIONER_WEBEX_REFRESH_TOKEN")
+		case cfg.WebexRefreshToken == "" && cfg.WebexRefreshTokenFile != "":
+			checkSecretFile(bad, "--webex-refresh-token-file", cfg.WebexRefreshTokenFile)
 		}
 	}
 	positive := []struct {
@@ -244,6 +282,18 @@ func (cfg *Config) Validate() error {
 		return nil
 	}
 	return fmt.Errorf("invalid configuration:\n  %w", joinLines(errs))
+}
+
+// checkSecretFile reports a secret file that cannot be read or is empty,
+// without ever quoting its content.
+func checkSecretFile(bad func(string, ...any), flag, path string) {
+	b, err := os.ReadFile(path)
+	switch {
+	case err != nil:
+		bad("%s: %v", flag, errors.Unwrap(err))
+	case strings.TrimSpace(string(b)) == "":
+		bad("%s %s is empty: write the secret into it", flag, path)
+	}
 }
 
 type lines []error
