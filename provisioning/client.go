@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // maxResponseBytes bounds how much of a response body is read, so that a broken or
@@ -272,6 +274,8 @@ func (c *Client) send(ctx context.Context, cl call, out any, tok string) (int, e
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	release()
 	c.observe(resp)
+	zerolog.Ctx(ctx).Debug().Str("method", cl.method).Str("endpoint", cl.endpoint).Int("http_status", resp.StatusCode).
+		Str("tracking_id", tracking).Int("bytes", len(data)).Msg("webex call")
 	if err != nil {
 		return resp.StatusCode, &TransportError{Method: cl.method, Endpoint: cl.endpoint, Idempotent: cl.idempotent, TrackingID: tracking, Err: fmt.Errorf("reading response body: %w", err), Status: resp.StatusCode}
 	}

@@ -27,6 +27,7 @@ type Server struct {
 	base string
 
 	token   atomic.Pointer[string]
+	oauth   atomic.Pointer[oauthState]
 	faults  atomic.Pointer[FaultRates] // nil when no fault is enabled: the fast path
 	latency atomic.Int64               // nanoseconds
 	limiter *rate.Limiter              // nil when unlimited
@@ -166,6 +167,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
 	if strings.HasPrefix(path, adminPrefix) {
 		s.serveAdmin(w, r)
+		return
+	}
+	if path == s.base+provisioning.PathAccessToken {
+		s.serveToken(w, r)
 		return
 	}
 	ep, id, known := s.route(r.Method, path)
@@ -309,6 +314,9 @@ func (s *Server) authorized(r *http.Request) bool {
 	tok := strings.TrimSpace(h[len(prefix):])
 	if tok == "" {
 		return false
+	}
+	if st := s.oauth.Load(); st != nil {
+		return st.validAccessToken(tok)
 	}
 	want := *s.token.Load()
 	return want == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(want)) == 1
