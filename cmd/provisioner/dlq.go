@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/acme-sp/wholesale-provisioner/internal/dlq"
+	"github.com/acme-sp/wholesale-provisioner/internal/kafkasec"
 )
 
 // dlqCmd is `provisioner dlq inspect|replay`: what operators do with the
@@ -47,11 +48,16 @@ func dlqInspectCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		"and list the dead letters by reason and error class: counts, first and last failure, and examples\n"+
 		"with emails and phone numbers masked.", stderr)
 	opts.BindInspectFlags(fs)
+	var sec kafkasec.Config
+	sec.BindFlags(fs)
 	if err := parse(fs, args, osLookupEnv); err != nil {
 		return usageError{err}
 	}
 	cfg, err := opts.InspectConfig(time.Now())
 	if err != nil {
+		return usageError{err}
+	}
+	if cfg.Reader.Conn, err = secureConn(sec, cfg.Reader.Conn); err != nil {
 		return usageError{err}
 	}
 	cfg.Progress = stderr
@@ -72,11 +78,16 @@ func dlqReplayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		"topic without a consumer group, up to its end when the command starts. Replaying a dead letter twice\n"+
 		"provisions nothing twice. Exits 1 when a matching dead letter is refused (e.g. replayed too often).", stderr)
 	opts.BindReplayFlags(fs)
+	var sec kafkasec.Config
+	sec.BindFlags(fs)
 	if err := parse(fs, args, osLookupEnv); err != nil {
 		return usageError{err}
 	}
 	cfg, err := opts.ReplayConfig(time.Now())
 	if err != nil {
+		return usageError{err}
+	}
+	if cfg.Reader.Conn, err = secureConn(sec, cfg.Reader.Conn); err != nil {
 		return usageError{err}
 	}
 	cfg.Out = stdout
@@ -92,4 +103,24 @@ func dlqReplayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("%d of %d matching dead letters were refused (see above)", rep.RefusedTotal(), rep.Matched)
 	}
 	return nil
+}
+
+// secureConn gives the dead-letter tools the same Kafka TLS and SASL settings
+// as the service (flags or PROVISIONER_KAFKA_* variables; secrets from the
+// environment or files).
+func secureConn(sec kafkasec.Config, c dlq.Conn) (dlq.Conn, error) {
+	sec.LoadSecrets(osLookupEnv)
+	if err := sec.Validate(); err != nil {
+		return c, err
+	}
+	d, err := sec.Dialer()
+	if err != nil {
+		return c, err
+	}
+	tr, err := sec.Transport()
+	if err != nil {
+		return c, err
+	}
+	c.Dialer, c.Transport = d, tr
+	return c, nil
 }
