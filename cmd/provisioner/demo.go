@@ -29,7 +29,7 @@ import (
 // Kafka-protocol broker (kfake) and the Webex simulator.
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var (
-		orders     = 24
+		orders     = 100
 		partitions = 3
 		timeout    = 2 * time.Minute
 		logFile    string
