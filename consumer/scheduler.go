@@ -113,6 +113,16 @@ func (s *scheduler) run(it *item, q *keyQueue) {
 			return
 		case s.slots <- struct{}{}:
 		}
+		// The partition may have been given up, or the gate shut, while this
+		// record waited for a slot: look again before starting it.
+		if closed(p.stop) {
+			<-s.slots
+			return
+		}
+		if !closed(s.gate.wait(it)) {
+			<-s.slots
+			continue
+		}
 		p.running.Add(1)
 		s.inFlight.Add(1)
 		slot := &heldSlot{s: s, held: true}
@@ -159,6 +169,16 @@ func (s *scheduler) run(it *item, q *keyQueue) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// closed reports whether ch is closed.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -26,6 +26,7 @@ func simFlags(fs interface {
 	fs.Float64Var(&cfg.Faults.Status504, "sim-504-rate", cfg.Faults.Status504, "fraction of calls answered 504")
 	fs.Float64Var(&cfg.Faults.Status500, "sim-500-rate", cfg.Faults.Status500, "fraction of calls answered 500")
 	fs.Float64Var(&cfg.Faults.Reset, "sim-reset-rate", cfg.Faults.Reset, "fraction of calls whose connection is reset")
+	fs.Float64Var(&cfg.Faults.Permanent, "sim-permanent-rate", cfg.Faults.Permanent, "share of emails whose create is always refused (403), chosen by a hash of the email")
 	fs.Float64Var(&cfg.Faults.LostResponse, "sim-lost-response-rate", cfg.Faults.LostResponse, "fraction of creates that succeed but whose answer is lost (504)")
 	fs.StringVar(&cfg.PrecheckRejectDomain, "sim-precheck-reject-domain", cfg.PrecheckRejectDomain, "emails in this domain fail the precheck")
 	fs.StringVar(&cfg.PendingMigrationDomain, "sim-pending-domain", cfg.PendingMigrationDomain, "emails in this domain get 202 pending_user_migration")

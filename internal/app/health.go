@@ -38,14 +38,16 @@ type Readiness struct {
 	Checks map[string]Check `json:"checks"`
 }
 
-// probeKafka asks the broker for the topic's metadata every interval, so that
+// probeKafka asks the broker for its API versions every interval, so that
 // readiness reflects a broker that went away even while nothing is consumed.
 func (h *health) probeKafka(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, interval)
-		_, err := h.client.Metadata(pctx, &kafka.MetadataRequest{Topics: []string{h.topic}})
+		// Not Metadata: kafka-go's transport answers it from its cache and keeps
+		// the last known layout while the brokers are gone.
+		_, err := h.client.ApiVersions(pctx, &kafka.ApiVersionsRequest{})
 		cancel()
 		if ctx.Err() != nil {
 			return

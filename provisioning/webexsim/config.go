@@ -26,6 +26,9 @@ const (
 	// ProvisioningErrorCode is the errorCode in errors[] of a subscriber whose
 	// provisioning ended in status "error".
 	ProvisioningErrorCode = 1234
+	// PermanentRejectCode is the errorCode of a create refused by the Permanent
+	// fault (403).
+	PermanentRejectCode = 10403
 )
 
 // Config configures a Server. The zero value is a usable simulator: any bearer
@@ -93,8 +96,10 @@ type Config struct {
 // FaultRates are the probabilities, each from 0 to 1, of the faults injected
 // into API calls. One draw per call picks at most one of the status and
 // connection faults, so their sum must not exceed 1; LostResponse is drawn
-// separately. Faults are injected after authentication and the rate limit, and
-// before the endpoint acts, except LostResponse.
+// separately, and Permanent is not drawn but picked by email. Faults are
+// injected after authentication and the rate limit, and before the endpoint
+// acts, except LostResponse (after it) and Permanent (in the create endpoint,
+// once it has read the email).
 type FaultRates struct {
 	// Status429 answers 429 with Retry-After (Config.RetryAfter).
 	Status429 float64 `json:"status429"`
@@ -120,12 +125,56 @@ type FaultRates struct {
 	LostResponse float64 `json:"lostResponse"`
 	// LostResponseAsReset makes a lost response a connection reset instead of 504.
 	LostResponseAsReset bool `json:"lostResponseAsReset"`
+	// Permanent is the share of emails whose create (POST /wholesale/subscribers)
+	// is always refused with 403 and PermanentRejectCode, before the endpoint
+	// acts, however often it is sent: a customer this partner does not manage.
+	// Unlike the other faults it is not drawn at random but picked by a hash of
+	// the email (see FailsPermanently), so that a test can compute which orders
+	// must fail. The precheck of such an email passes. It counts apart from the
+	// status and connection faults, like LostResponse.
+	Permanent float64 `json:"permanent"`
 }
 
 // zero reports whether no fault is enabled.
 func (f FaultRates) zero() bool {
 	return f.Status429 == 0 && f.Status423 == 0 && f.Status500 == 0 && f.Status502 == 0 &&
-		f.Status503 == 0 && f.Status504 == 0 && f.Timeout == 0 && f.Reset == 0 && f.LostResponse == 0
+		f.Status503 == 0 && f.Status504 == 0 && f.Timeout == 0 && f.Reset == 0 && f.LostResponse == 0 &&
+		f.Permanent == 0
+}
+
+// FailsPermanently reports whether the create of email is refused for good
+// under these rates: whether FailsPermanently(email, f.Permanent).
+func (f FaultRates) FailsPermanently(email string) bool {
+	return FailsPermanently(email, f.Permanent)
+}
+
+// FailsPermanently reports whether an email falls in the given share of emails
+// whose create the simulator refuses for good (FaultRates.Permanent). The choice
+// depends only on the email (compared case-insensitively) and the share, not on
+// Config.Seed or on earlier calls, so that a test knows in advance which orders
+// fail; a larger share keeps every email a smaller one picked.
+func FailsPermanently(email string, share float64) bool {
+	if !(share > 0) {
+		return false
+	}
+	return emailFraction(email) < share
+}
+
+// emailFraction maps an email to a number in [0, 1), evenly spread: FNV-1a
+// of the lower-cased email, mixed by the finaliser of SplitMix64.
+func emailFraction(email string) float64 {
+	key := strings.ToLower(strings.TrimSpace(email))
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= 1099511628211
+	}
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	h ^= h >> 31
+	return float64(h>>11) / (1 << 53)
 }
 
 // Validate reports whether every rate is between 0 and 1 and the rates drawn
@@ -138,13 +187,14 @@ func (f FaultRates) Validate() error {
 		{"status429", f.Status429}, {"status423", f.Status423}, {"status500", f.Status500},
 		{"status502", f.Status502}, {"status503", f.Status503}, {"status504", f.Status504},
 		{"timeout", f.Timeout}, {"reset", f.Reset}, {"lostResponse", f.LostResponse},
+		{"permanent", f.Permanent},
 	}
 	sum := 0.0
 	for _, r := range rates {
 		if math.IsNaN(r.v) || r.v < 0 || r.v > 1 {
 			return fmt.Errorf("fault rate %s = %v: want a probability from 0 to 1", r.name, r.v)
 		}
-		if r.name != "lostResponse" {
+		if r.name != "lostResponse" && r.name != "permanent" {
 			sum += r.v
 		}
 	}

@@ -67,6 +67,7 @@ const (
 	msgEmailInUse    = "The email is already associated with an existing user."
 	msgPrecheckOK    = "Provisioning Precheck validation successful."
 	msgNotFound      = "Subscriber not found."
+	msgNotManaged    = "The customer is not managed by this partner."
 )
 
 // provisionBody is the body of the provision and update calls. It reuses
@@ -260,6 +261,12 @@ func (s *Server) create(r *http.Request) reply {
 		return errReply(http.StatusBadRequest, "The email field is not a valid email address.")
 	}
 	s.stats.createCall(key)
+	if f := s.faults.Load(); f != nil && f.FailsPermanently(key) {
+		s.stats.injectedFaults.Add(1)
+		s.stats.permanentErrors.Add(1)
+		return errReply(http.StatusForbidden, msgNotManaged,
+			provisioning.ErrorItem{ErrorCode: PermanentRejectCode, Description: msgNotManaged})
+	}
 	switch {
 	case strings.TrimSpace(req.CustomerID) == "":
 		return errReply(http.StatusBadRequest, "The customerId field is required.")

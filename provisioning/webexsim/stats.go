@@ -71,6 +71,9 @@ type Stats struct {
 	InjectedFaults int64 `json:"injectedFaults"`
 	// LostResponses is the number of create answers replaced by 504 or a reset.
 	LostResponses int64 `json:"lostResponses"`
+	// PermanentErrors is the number of creates refused by the Permanent fault
+	// (also counted in InjectedFaults).
+	PermanentErrors int64 `json:"permanentErrors"`
 	// Subscribers is the number of stored subscribers.
 	Subscribers int `json:"subscribers"`
 }
@@ -89,10 +92,11 @@ type emailCounts struct {
 // counters are the live counters behind Stats. Call counts are atomics, so that
 // recording a call takes no lock; the per-email counts take a short lock.
 type counters struct {
-	calls          [numEndpoints][statusSlots]atomic.Int64
-	rateLimited    atomic.Int64
-	injectedFaults atomic.Int64
-	lostResponses  atomic.Int64
+	calls           [numEndpoints][statusSlots]atomic.Int64
+	rateLimited     atomic.Int64
+	injectedFaults  atomic.Int64
+	lostResponses   atomic.Int64
+	permanentErrors atomic.Int64
 
 	mu          sync.Mutex
 	emails      map[string]*emailCounts
@@ -167,6 +171,7 @@ func (c *counters) reset() {
 	c.rateLimited.Store(0)
 	c.injectedFaults.Store(0)
 	c.lostResponses.Store(0)
+	c.permanentErrors.Store(0)
 	c.mu.Lock()
 	c.emails = nil
 	c.createCalls, c.creates, c.maxCreates, c.dupEmails = 0, 0, 0, 0
@@ -195,6 +200,7 @@ func (c *counters) snapshot() Stats {
 	st.RateLimited = c.rateLimited.Load()
 	st.InjectedFaults = c.injectedFaults.Load()
 	st.LostResponses = c.lostResponses.Load()
+	st.PermanentErrors = c.permanentErrors.Load()
 	c.mu.Lock()
 	st.CreateCalls = c.createCalls
 	st.Creates = c.creates

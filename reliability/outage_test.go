@@ -1,0 +1,196 @@
+package reliability
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/acme-sp/wholesale-provisioner/internal/kafkatest"
+	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
+)
+
+// outageLength is how long the broker stays away.
+const outageLength = 30 * time.Second
+
+// TestBrokerOutage stops the Kafka broker for 30 s in the middle of a run and
+// starts it again. The provisioner keeps running, reports not-ready (kafka
+// check failing) while the broker is gone, reconnects by itself and finishes
+// with nothing lost. The broker is one of the test's own (scripts/kafka-local
+// with a separate state folder), never the shared one of KAFKA_BROKERS.
+func TestBrokerOutage(t *testing.T) {
+	kafkatest.Brokers(t) // skips without a broker setup on this machine (Java, the jars)
+	t.Parallel()         // mostly waiting, on a broker of its own: overlaps the lighter tests
+	start := time.Now()
+	b := startLocalBroker(t)
+	t.Logf("own broker at %s (%s)", b.addr, time.Since(start).Round(time.Millisecond))
+
+	const n = 3000
+	e := newEnv(t, envConfig{brokers: []string{b.addr}, partitions: 6, timeout: 5 * time.Minute,
+		sim: webexsim.Config{Latency: 20 * time.Millisecond}})
+	s := e.makeOrders(n, 10)
+	outs, dlq := e.collect(e.outs, true, 3), e.collect(e.dlt, false, 1)
+	cfg := e.appConfig()
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.MaxInFlight = 16 // a run of some seconds, so that the outage falls in its middle
+	in := e.startApp("a", cfg)
+	e.publish(s.msgs)
+	waitFor(e.ctx, t, "a fifth of the outcomes", func() error {
+		if _, d := outs.count(); d < n/5 {
+			return fmt.Errorf("%d of %d", d, n)
+		}
+		return nil
+	})
+
+	b.stop()
+	down := time.Now()
+	_, atStop := outs.count()
+	var notReady, readyDuring int
+	var detail string
+	for time.Since(down) < outageLength {
+		if !in.running() {
+			t.Fatalf("the provisioner stopped during the outage: %v", in.err)
+		}
+		code, r, err := readyz(in.app.HTTPAddr())
+		switch {
+		case err != nil:
+			t.Fatalf("/readyz during the outage: %v", err)
+		case code == http.StatusServiceUnavailable && !r.Ready && !r.Checks["kafka"].OK:
+			if notReady == 0 {
+				detail = r.Checks["kafka"].Detail
+				t.Logf("not ready %s after the broker stopped: kafka: %s", time.Since(down).Round(time.Millisecond), detail)
+			}
+			notReady++
+		case time.Since(down) > 12*time.Second:
+			// The kafka check runs every 5 s with a 5 s timeout: past 10 s it must see the outage.
+			if readyDuring++; readyDuring == 1 {
+				t.Errorf("/readyz %d %+v %s after the broker stopped, while a metadata request of its own gets %v",
+					code, r, time.Since(down).Round(time.Millisecond), brokerReachable(b.addr, e.orders))
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if notReady == 0 {
+		t.Errorf("/readyz never reported the broker missing during the outage (%d polls said ready after 12 s)", readyDuring)
+	} else if !strings.Contains(detail, "broker unreachable") {
+		t.Errorf("kafka check detail %q does not say the broker is unreachable", detail)
+	}
+
+	b.start()
+	up := time.Now()
+	waitFor(e.ctx, t, "ready again", func() error {
+		code, r, err := readyz(in.app.HTTPAddr())
+		if err != nil || code != http.StatusOK || !r.Ready {
+			return fmt.Errorf("/readyz %d %+v %v", code, r, err)
+		}
+		return nil
+	})
+	t.Logf("ready %s after the broker came back", time.Since(up).Round(time.Millisecond))
+	e.waitAnswered(outs, n)
+	e.waitAnswered(dlq, len(s.rejected))
+	e.waitNoLag()
+	t.Logf("all answered %s after the broker came back", time.Since(up).Round(time.Millisecond))
+	if !in.running() {
+		t.Fatalf("the provisioner stopped: %v", in.err)
+	}
+	in.stop()
+	if in.err != nil {
+		t.Errorf("Run: %v", in.err)
+	}
+
+	redelivered, lost := e.checkOutcomes(outs, s)
+	e.checkCreates(s.valid())
+	records, answered := outs.count()
+	deadRecords, _ := dlq.count()
+	t.Logf("broker stopped with %d of %d orders answered; not ready during the outage: %d polls", atStop, n, notReady)
+	figures{orders: n, faults: fmt.Sprintf("broker stopped for %s mid-run", outageLength), outcomes: records, answered: answered,
+		redelivered: redelivered, deadLetters: deadRecords, duplicates: e.sim.Stats().EmailsCreatedMoreThanOnce,
+		lost: lost, took: time.Since(start)}.log(t)
+}
+
+// brokerReachable asks the broker for the topic's metadata over a connection
+// of its own (kafka.Client answers metadata from its cache).
+func brokerReachable(addr, topic string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	conn, err := kafka.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
+	_, err = conn.ReadPartitions(topic)
+	return err
+}
+
+// localBroker is a broker of the test's own, run by scripts/kafka-local with a
+// separate state folder (KAFKA_LOCAL_DIR): stop and start keep its port.
+type localBroker struct {
+	t      *testing.T
+	script string
+	dir    string
+	addr   string
+}
+
+func startLocalBroker(t *testing.T) *localBroker {
+	t.Helper()
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &localBroker{t: t, script: filepath.Join(root, "scripts", "kafka-local"), dir: t.TempDir()}
+	b.start()
+	t.Cleanup(func() {
+		if out, err := b.run("stop"); err != nil {
+			t.Errorf("stopping the test's broker: %v\n%s", err, out)
+		}
+	})
+	return b
+}
+
+// run runs the script with args against the test's state folder and returns
+// its standard output.
+func (b *localBroker) run(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, b.script, args...)
+	cmd.Env = append(os.Environ(), "KAFKA_LOCAL_DIR="+b.dir)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String() + stderr.String(), err
+	}
+	return stdout.String(), nil
+}
+
+// start starts the broker (again, on the same port) and waits until it answers.
+func (b *localBroker) start() {
+	b.t.Helper()
+	out, err := b.run("start")
+	if err != nil {
+		b.t.Fatalf("scripts/kafka-local start: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	addr := strings.TrimSpace(lines[len(lines)-1])
+	if b.addr != "" && addr != b.addr {
+		b.t.Fatalf("the broker came back on %s, not %s", addr, b.addr)
+	}
+	b.addr = addr
+}
+
+// stop stops the broker gracefully (SIGTERM): a restart after --kill waits
+// out the dead broker's controller session.
+func (b *localBroker) stop() {
+	b.t.Helper()
+	if out, err := b.run("stop"); err != nil {
+		b.t.Fatalf("scripts/kafka-local stop: %v\n%s", err, out)
+	}
+}
