@@ -30,6 +30,8 @@ func commands() []command {
 		{"demo", "run the whole flow in-process (broker, simulator, consumer) and print a summary", demoCmd},
 		{"webex-sim", "serve the Webex for Wholesale simulator on a port", simCmd},
 		{"produce", "publish orders to a topic from a JSON-lines file, or N generated ones", produceCmd},
+		{"dlq", "inspect the dead-letter topic, or replay its orders (dlq inspect|replay)", dlqCmd},
+		{"bench", "benchmark the engine against a plain kafka-go baseline (see BENCHMARKS.md)", benchCmd},
 	}
 }
 

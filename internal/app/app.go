@@ -115,7 +115,7 @@ func New(cfg Config, log zerolog.Logger) (*App, error) {
 	kclient := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second, Transport: kc.transport}
 	m.WatchConsumer(c, kclient, cfg.GroupID, cfg.OrdersTopic)
 	a := &App{cfg: cfg, log: log, writer: w, kafka: kc, consumer: c, metrics: m,
-		health: &health{consumer: c, topic: cfg.OrdersTopic, client: kclient}}
+		health: &health{consumer: c, client: kclient}}
 	if cfg.HTTPAddr != "" {
 		// Listen now, so that a taken port stops the start with a clear error.
 		if a.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {

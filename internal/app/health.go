@@ -19,7 +19,6 @@ import (
 type health struct {
 	consumer *consumer.Consumer
 	client   *kafka.Client
-	topic    string
 
 	mu       sync.Mutex
 	kafkaErr error
