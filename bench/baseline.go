@@ -1,0 +1,111 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/acme-sp/wholesale-provisioner/internal/pipeline"
+	"github.com/acme-sp/wholesale-provisioner/producer"
+	"github.com/acme-sp/wholesale-provisioner/provisioning"
+)
+
+// baseline is what a team writes without this project: for each partition, a
+// kafka-go Reader in the consumer group looping FetchMessage, the handling of
+// the order, CommitMessages, one order at a time. It makes the same calls as the
+// engine, through the same pipeline (workflow, outcome writer), so the two differ
+// only in how records are consumed.
+type baseline struct {
+	env    trialEnv
+	pipe   *pipeline.Pipeline
+	writer *producer.Writer
+}
+
+// newBaseline wires the pipeline as app.New does, without the consumer.
+func newBaseline(env trialEnv) (*baseline, error) {
+	cfg := env.cfg
+	client, err := provisioning.NewClient(provisioning.ClientConfig{
+		BaseURL:        cfg.WebexBaseURL,
+		Tokens:         provisioning.StaticToken(cfg.WebexToken),
+		RequestTimeout: cfg.RequestTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building the baseline's Webex client: %w", err)
+	}
+	wf := provisioning.NewWorkflow(client, provisioning.WorkflowConfig{
+		RetryInitialInterval: cfg.RetryInitialInterval,
+		RetryMaxInterval:     cfg.RetryMaxInterval,
+		RetryMaxElapsed:      cfg.RetryMaxElapsed,
+		RetryMaxAttempts:     cfg.RetryMaxAttempts,
+		StatusPollInterval:   cfg.StatusPollInterval,
+		StatusMaxWait:        cfg.StatusMaxWait,
+	})
+	w, err := producer.NewWriter(producer.Config{
+		Brokers: cfg.Brokers, OutcomesTopic: cfg.OutcomesTopic, DeadLetterTopic: cfg.DeadLetterTopic,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building the baseline's writer: %w", err)
+	}
+	p := pipeline.New(pipeline.Config{ConsumerGroup: cfg.GroupID, MaxRecordBytes: cfg.MaxRecordBytes, Logger: &env.log}, wf, w)
+	return &baseline{env: env, pipe: p, writer: w}, nil
+}
+
+// startBaseline starts the baseline in this process.
+func startBaseline(ctx context.Context, env trialEnv) (running, error) {
+	b, err := newBaseline(env)
+	if err != nil {
+		return nil, err
+	}
+	return startInProcess(ctx, "baseline", b.run, b.writer.Close)
+}
+
+// run runs one consumer loop per partition until ctx ends.
+func (b *baseline) run(ctx context.Context) error {
+	errs := make([]error, b.env.partitions)
+	var wg sync.WaitGroup
+	for i := range b.env.partitions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = b.loop(ctx)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// loop is one member of the group: fetch, handle, commit, one record at a time.
+func (b *baseline) loop(ctx context.Context) error {
+	cfg := b.env.cfg
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:     cfg.Brokers,
+		GroupID:     cfg.GroupID,
+		Topic:       cfg.OrdersTopic,
+		StartOffset: kafka.FirstOffset,
+		MaxWait:     500 * time.Millisecond,
+	})
+	defer r.Close()
+	for {
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("fetching order: %w", err)
+		}
+		if err := b.pipe.Handle(ctx, m); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("handling order at offset %d: %w", m.Offset, err)
+		}
+		if err := r.CommitMessages(ctx, m); err != nil && ctx.Err() == nil {
+			// A rebalance took the partition: its new owner redelivers the order.
+			b.env.log.Warn().Err(err).Msg("committing offset failed")
+		}
+	}
+}
