@@ -307,7 +307,9 @@ func (c *Consumer) fetch(ctx, gctx context.Context, p *partition, offset int64) 
 		Partition: p.id,
 		Dialer:    c.cfg.Dialer,
 		MaxWait:   c.cfg.MaxWait,
-		MaxBytes:  4 << 20,
+		// One fetch holds at most this much per partition: with the buffers
+		// above it bounds memory however deep the backlog is.
+		MaxBytes: 1 << 20,
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
 			c.log.Warn().Str("component", "kafka-reader").Int("partition", p.id).Msgf(msg, args...)
 		}),

@@ -37,7 +37,28 @@ func Text(s string) string {
 	if strings.IndexByte(s, '@') >= 0 {
 		s = emailRe.ReplaceAllStringFunc(s, Email)
 	}
+	if !hasDigitRun(s, 8) {
+		return s // the common case on the hot path: no regexp needed
+	}
 	return phoneRe.ReplaceAllStringFunc(s, Phone)
+}
+
+// hasDigitRun reports whether s holds n digits with only phone punctuation
+// between them: the least a phone number needs.
+func hasDigitRun(s string, n int) bool {
+	digits := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			if digits++; digits >= n {
+				return true
+			}
+		case c == ' ' || c == '(' || c == ')' || c == '.' || c == '-' || c == '+':
+		default:
+			digits = 0
+		}
+	}
+	return false
 }
 
 func first(s string) string {
