@@ -1,0 +1,86 @@
+package provisioning
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func newTestClient(t *testing.T, base string, timeout time.Duration) *Client {
+	t.Helper()
+	c, err := NewClient(ClientConfig{BaseURL: base, Tokens: StaticToken("s3cret-token"), RequestTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestClientRefusesRedirectsToOtherHosts: a redirect could carry the bearer
+// token to another host.
+func TestClientRefusesRedirectsToOtherHosts(t *testing.T) {
+	var leaked bool
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked = r.Header.Get("Authorization") != ""
+	}))
+	defer elsewhere.Close()
+	api := httptest.NewServer(http.RedirectHandler(elsewhere.URL+"/steal", http.StatusTemporaryRedirect))
+	defer api.Close()
+	_, err := newTestClient(t, api.URL+"/v1", 5*time.Second).GetSubscriber(context.Background(), "id-1")
+	if err == nil || !strings.Contains(err.Error(), "refusing redirect") {
+		t.Fatalf("err = %v, want the redirect refused", err)
+	}
+	if leaked {
+		t.Error("the token reached the other host")
+	}
+	if strings.Contains(err.Error(), "s3cret-token") {
+		t.Errorf("error %q holds the token", err)
+	}
+}
+
+func TestClientVerifiesTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	_, err := newTestClient(t, srv.URL+"/v1", 5*time.Second).GetSubscriber(context.Background(), "id-1")
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("err = %v, want a certificate error for a server this client does not trust", err)
+	}
+}
+
+func TestClientTimesOut(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	defer srv.Close()
+	start := time.Now()
+	_, err := newTestClient(t, srv.URL+"/v1", 200*time.Millisecond).GetSubscriber(context.Background(), "id-1")
+	var tr *TransportError
+	if !errors.As(err, &tr) || time.Since(start) > 3*time.Second {
+		t.Fatalf("err = %v after %s, want a transport error at the 200ms timeout", err, time.Since(start))
+	}
+}
+
+func TestClientReadsAnswersWithALimit(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"`))
+		chunk := []byte(strings.Repeat("x", 64<<10))
+		for i := 0; i < 64; i++ { // 4 MiB, four times the limit
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+		_, _ = w.Write([]byte(`"}`))
+	}))
+	defer srv.Close()
+	_, err := newTestClient(t, srv.URL+"/v1", 5*time.Second).GetSubscriber(context.Background(), "id-1")
+	if err == nil {
+		t.Fatal("a 4 MiB answer was read whole; want it cut at the 1 MiB limit (and so unreadable)")
+	}
+}
