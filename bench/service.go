@@ -171,6 +171,11 @@ func (c *child) peakRSS() int64 {
 // configEnv returns cfg as the PROVISIONER_* variables that `provisioner run`
 // reads: every flag bound by Config.BindFlags, and the token.
 func configEnv(cfg app.Config) []string {
+	if cfg.HTTPAddr == "" {
+		// An empty variable would leave run's default :9464, which another
+		// process (a parallel test, a running service) may hold.
+		cfg.HTTPAddr = "127.0.0.1:0"
+	}
 	fs := flag.NewFlagSet("env", flag.ContinueOnError)
 	cfg.BindFlags(fs)
 	var env []string
