@@ -56,9 +56,10 @@ type Config struct {
 	// MaxInFlight is how many records are handled at once. Default 64.
 	MaxInFlight int
 	// MaxBufferedPerPartition bounds the fetched but unfinished records of one
-	// partition; when it is reached, that partition's fetching pauses. Default 2000.
+	// partition; when it is reached, that partition's fetching pauses. Default 1000.
 	MaxBufferedPerPartition int
-	// MaxBuffered bounds them over all partitions. Default 10000.
+	// MaxBuffered bounds them over all partitions. Default 2000: enough to keep
+	// the workers busy, and each buffered key waits in a goroutine of its own.
 	MaxBuffered int
 	// CommitInterval is how often finished offsets are committed. Default 1s.
 	CommitInterval time.Duration
@@ -113,8 +114,8 @@ func (c *Config) setDefaults() {
 		}
 	}
 	setInt(&c.MaxInFlight, 64)
-	setInt(&c.MaxBufferedPerPartition, 2000)
-	setInt(&c.MaxBuffered, 10000)
+	setInt(&c.MaxBufferedPerPartition, 1000)
+	setInt(&c.MaxBuffered, 2000)
 	setDur(&c.CommitInterval, time.Second)
 	setDur(&c.ShutdownTimeout, 15*time.Second)
 	setDur(&c.SessionTimeout, 30*time.Second)

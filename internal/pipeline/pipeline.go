@@ -66,7 +66,7 @@ type Config struct {
 	// answer. Publishing is retried until it succeeds or the context ends. Default 10s.
 	PublishRetryMaxInterval time.Duration
 	// RememberOrders is how many recently answered order ids are remembered to
-	// catch an order id reused for different content. Default 100000; negative
+	// catch an order id reused for different content. Default 20000; negative
 	// disables the check.
 	RememberOrders int
 	// Observer is told of every answered record (for metrics). Default: none.
@@ -109,7 +109,7 @@ func New(cfg Config, wf Provisioner, pub Publisher) *Pipeline {
 		cfg.Now = time.Now
 	}
 	if cfg.RememberOrders == 0 {
-		cfg.RememberOrders = 100000
+		cfg.RememberOrders = 20000
 	}
 	return &Pipeline{cfg: cfg, wf: wf, pub: pub, log: *cfg.Logger, seen: newSeenOrders(cfg.RememberOrders)}
 }
