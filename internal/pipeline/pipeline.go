@@ -127,9 +127,19 @@ type job struct {
 	// digest identifies the order's content (its canonical JSON, or the raw
 	// bytes of an invalid record), and replay counts the dead-letter replays
 	// that brought it back: together with the order id they make the event id.
-	digest [sha256.Size]byte
-	replay int
-	log    zerolog.Logger
+	digest   [sha256.Size]byte
+	digested bool
+	replay   int
+	log      zerolog.Logger
+}
+
+// contentDigest is the order's digest, or, for a record that is not a valid
+// order, the digest of its raw bytes (computed only then: most records are valid).
+func (r *job) contentDigest() [sha256.Size]byte {
+	if !r.digested {
+		r.digest, r.digested = sha256.Sum256(r.msg.Value), true
+	}
+	return r.digest
 }
 
 // Handle processes one record. It returns nil once the record's answer is
@@ -137,7 +147,7 @@ type job struct {
 // ends or when the Webex API is in a configuration fault.
 func (p *Pipeline) Handle(ctx context.Context, msg kafka.Message) (err error) {
 	start := p.cfg.Now()
-	r := &job{msg: msg, digest: sha256.Sum256(msg.Value), replay: ReplayCount(msg),
+	r := &job{msg: msg, replay: ReplayCount(msg),
 		log: p.log.With().Str("topic", msg.Topic).Int("partition", msg.Partition).Int64("offset", msg.Offset).
 			Str("key", redact.Text(string(msg.Key))).Logger()}
 
@@ -198,7 +208,7 @@ func (p *Pipeline) decide(ctx context.Context, r *job) (answer, error) {
 		return p.invalid(r, ie.OrderID, ie.Reason, ClassInvalidInput, "validate", ie.Detail), nil
 	}
 	r.order = &o
-	r.digest = orderDigest(o)
+	r.digest, r.digested = orderDigest(o), true
 	r.log = r.log.With().Str("order_id", o.OrderID).Str("customer_id", o.CustomerID).Str("email", redact.Email(o.Email)).Logger()
 	if p.seen.conflicts(o.OrderID, r.digest) {
 		return p.invalid(r, o.OrderID, ReasonDuplicateOrderID, ClassInvalidInput, "validate",
@@ -275,7 +285,7 @@ func (p *Pipeline) panicked(r *job, v any) answer {
 func (p *Pipeline) outcome(r *job, orderID string, status schemas.OutcomeStatus) schemas.Outcome {
 	out := schemas.Outcome{
 		SchemaVersion: 1,
-		EventID:       EventID(orderID, r.digest, r.replay),
+		EventID:       EventID(orderID, r.contentDigest(), r.replay),
 		OrderID:       orderID,
 		Status:        status,
 		ProcessedAt:   p.cfg.Now().UTC(),
