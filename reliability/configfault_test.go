@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
 	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
 )
 
@@ -34,7 +35,7 @@ func TestConfigurationFault(t *testing.T) {
 	in := e.startApp("a", cfg)
 	addr := in.app.HTTPAddr()
 	e.publish(s.msgs)
-	waitFor(e.ctx, t, "a fifth of the outcomes", func() error {
+	testkit.WaitFor(e.ctx, t, "a fifth of the outcomes", func() error {
 		if _, d := outs.count(); d < n/5 {
 			return fmt.Errorf("%d of %d", d, n)
 		}
@@ -44,7 +45,7 @@ func TestConfigurationFault(t *testing.T) {
 	callsAtRevocation := e.sim.Stats().Requests
 	revoked := time.Now()
 	e.sim.SetToken("rotated-elsewhere") // the provisioner's token no longer works
-	waitFor(e.ctx, t, "/readyz to report the configuration fault", func() error {
+	testkit.WaitFor(e.ctx, t, "/readyz to report the configuration fault", func() error {
 		code, r, err := readyz(addr)
 		if err != nil || code != http.StatusServiceUnavailable || r.Checks["webex"].OK {
 			return fmt.Errorf("/readyz %d %+v %v", code, r, err)
@@ -55,7 +56,7 @@ func TestConfigurationFault(t *testing.T) {
 	// Orders that were in flight meet the 401 too and then wait; the probe
 	// settles into its rhythm; the last commit of what finished before the
 	// fault goes out within a commit interval.
-	waitFor(e.ctx, t, "the second probe", func() error {
+	testkit.WaitFor(e.ctx, t, "the second probe", func() error {
 		if n := len(linesWith(e.logs.Bytes(), "configuration fault")); n < 2 {
 			return fmt.Errorf("%d probe lines", n)
 		}
@@ -137,7 +138,7 @@ func TestConfigurationFault(t *testing.T) {
 
 	e.sim.SetToken(simToken) // the token is accepted again
 	restored := time.Now()
-	waitFor(e.ctx, t, "ready again", func() error {
+	testkit.WaitFor(e.ctx, t, "ready again", func() error {
 		code, r, err := readyz(addr)
 		if err != nil || code != http.StatusOK {
 			return fmt.Errorf("/readyz %d %+v %v", code, r, err)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
 	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
 )
 
@@ -24,7 +25,7 @@ func TestCrash(t *testing.T) {
 	// rebalance timeout (--shutdown-timeout + 15 s) or session timeout (30 s).
 	env := map[string]string{"PROVISIONER_SHUTDOWN_TIMEOUT": "5s"}
 	first := e.startProc("first", env)
-	waitFor(e.ctx, t, "a third of the outcomes", func() error {
+	testkit.WaitFor(e.ctx, t, "a third of the outcomes", func() error {
 		if !first.running() {
 			return fmt.Errorf("the provisioner exited: %s", tail(first.logs.Bytes(), 5))
 		}

@@ -34,6 +34,7 @@ import (
 	"github.com/acme-sp/wholesale-provisioner/internal/kafkatest"
 	"github.com/acme-sp/wholesale-provisioner/internal/pipeline"
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
+	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
 	"github.com/acme-sp/wholesale-provisioner/producer"
 	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
 	"github.com/acme-sp/wholesale-provisioner/schemas"
@@ -56,7 +57,7 @@ type env struct {
 	simURL string       // the API base URL
 	active atomic.Int64 // API calls the simulator is serving now
 
-	logs *lockedBuffer // the in-process provisioners' logs
+	logs *testkit.Buffer // the in-process provisioners' logs
 }
 
 type envConfig struct {
@@ -84,7 +85,7 @@ func newEnv(t *testing.T, c envConfig) *env {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	t.Cleanup(cancel)
-	e := &env{t: t, ctx: ctx, brokers: brokers, logs: &lockedBuffer{},
+	e := &env{t: t, ctx: ctx, brokers: brokers, logs: &testkit.Buffer{},
 		group:  kafkatest.Name(t, "group"),
 		orders: kafkatest.Name(t, "orders"),
 		outs:   kafkatest.Name(t, "outcomes"),
@@ -289,8 +290,8 @@ func (c *collector) add(m kafka.Message, outcome bool) {
 		c.problems = append(c.problems, fmt.Sprintf("outcome at %d/%d is not JSON: %v", m.Partition, m.Offset, err))
 		return
 	}
-	if header(m, producer.HeaderEventID) != o.EventID || header(m, producer.HeaderOrderID) != o.OrderID ||
-		header(m, producer.HeaderOutcome) != string(o.Status) {
+	if testkit.Header(m, producer.HeaderEventID) != o.EventID || testkit.Header(m, producer.HeaderOrderID) != o.OrderID ||
+		testkit.Header(m, producer.HeaderOutcome) != string(o.Status) {
 		c.problems = append(c.problems, fmt.Sprintf("outcome of %s: headers %v disagree with the body", o.OrderID, m.Headers))
 	}
 	if prev := c.outcomes[o.OrderID]; len(prev) > 0 && prev[0].EventID != o.EventID {
@@ -327,7 +328,7 @@ func (c *collector) snapshot() (map[string][]schemas.Outcome, map[string][]schem
 // waitAnswered waits until n distinct orders are answered.
 func (e *env) waitAnswered(c *collector, n int) {
 	e.t.Helper()
-	waitFor(e.ctx, e.t, fmt.Sprintf("%d orders answered", n), func() error {
+	testkit.WaitFor(e.ctx, e.t, fmt.Sprintf("%d orders answered", n), func() error {
 		if _, d := c.count(); d < n {
 			return fmt.Errorf("%d of %d", d, n)
 		}
@@ -420,7 +421,7 @@ func committed(ls []consumer.PartitionLag) map[int]int64 {
 // waitNoLag waits until every partition's committed offset is its end offset.
 func (e *env) waitNoLag() {
 	e.t.Helper()
-	waitFor(e.ctx, e.t, "committed offsets equal to end offsets", func() error {
+	testkit.WaitFor(e.ctx, e.t, "committed offsets equal to end offsets", func() error {
 		for _, l := range e.lag() {
 			if l.Committed != l.End {
 				return fmt.Errorf("partition %d: committed %d, end %d", l.Partition, l.Committed, l.End)
@@ -596,7 +597,7 @@ type proc struct {
 	t        *testing.T
 	name     string
 	cmd      *exec.Cmd
-	logs     *lockedBuffer
+	logs     *testkit.Buffer
 	httpAddr string
 	done     chan struct{}
 	exitCode int
@@ -608,7 +609,7 @@ type proc struct {
 // PROVISIONER_MAX_IN_FLIGHT).
 func (e *env) startProc(name string, env map[string]string) *proc {
 	e.t.Helper()
-	p := &proc{t: e.t, name: name, logs: &lockedBuffer{}, httpAddr: freeAddr(e.t), done: make(chan struct{})}
+	p := &proc{t: e.t, name: name, logs: &testkit.Buffer{}, httpAddr: freeAddr(e.t), done: make(chan struct{})}
 	vars := map[string]string{
 		"PROVISIONER_BROKERS":                strings.Join(e.brokers, ","),
 		"PROVISIONER_GROUP_ID":               e.group,
@@ -701,7 +702,7 @@ func (p *proc) terminate(limit time.Duration) (code int, took time.Duration) {
 // waitReady waits until /readyz answers 200.
 func (p *proc) waitReady(ctx context.Context) {
 	p.t.Helper()
-	waitFor(ctx, p.t, p.name+" ready", func() error {
+	testkit.WaitFor(ctx, p.t, p.name+" ready", func() error {
 		if !p.running() {
 			return fmt.Errorf("exited with %d: %s", p.exitCode, tail(p.logs.Bytes(), 5))
 		}
@@ -764,45 +765,3 @@ func tail(b []byte, n int) string {
 }
 
 // ---------------------------------------------------------------- small helpers
-
-func waitFor(ctx context.Context, t *testing.T, what string, check func() error) {
-	t.Helper()
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func header(m kafka.Message, k string) string {
-	for _, h := range m.Headers {
-		if h.Key == k {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]byte(nil), l.b.Bytes()...)
-}

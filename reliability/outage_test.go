@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/acme-sp/wholesale-provisioner/internal/kafkatest"
+	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
 	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
 )
 
@@ -43,7 +44,7 @@ func TestBrokerOutage(t *testing.T) {
 	cfg.MaxInFlight = 16 // a run of some seconds, so that the outage falls in its middle
 	in := e.startApp("a", cfg)
 	e.publish(s.msgs)
-	waitFor(e.ctx, t, "a fifth of the outcomes", func() error {
+	testkit.WaitFor(e.ctx, t, "a fifth of the outcomes", func() error {
 		if _, d := outs.count(); d < n/5 {
 			return fmt.Errorf("%d of %d", d, n)
 		}
@@ -86,7 +87,7 @@ func TestBrokerOutage(t *testing.T) {
 
 	b.start()
 	up := time.Now()
-	waitFor(e.ctx, t, "ready again", func() error {
+	testkit.WaitFor(e.ctx, t, "ready again", func() error {
 		code, r, err := readyz(in.app.HTTPAddr())
 		if err != nil || code != http.StatusOK || !r.Ready {
 			return fmt.Errorf("/readyz %d %+v %v", code, r, err)

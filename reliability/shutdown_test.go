@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
 	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
 )
 
@@ -28,7 +29,7 @@ func TestGracefulShutdown(t *testing.T) {
 	env := map[string]string{"PROVISIONER_MAX_IN_FLIGHT": strconv.Itoa(maxInFlight), "PROVISIONER_SHUTDOWN_TIMEOUT": "10s"}
 
 	first := e.startProc("first", env)
-	waitFor(e.ctx, t, "a quarter of the outcomes", func() error {
+	testkit.WaitFor(e.ctx, t, "a quarter of the outcomes", func() error {
 		if !first.running() {
 			return fmt.Errorf("the provisioner exited: %s", tail(first.logs.Bytes(), 5))
 		}
@@ -101,7 +102,7 @@ func TestShutdownDeadline(t *testing.T) {
 	env := map[string]string{"PROVISIONER_MAX_IN_FLIGHT": strconv.Itoa(maxInFlight), "PROVISIONER_SHUTDOWN_TIMEOUT": deadline.String()}
 
 	first := e.startProc("first", env)
-	waitFor(e.ctx, t, "orders in flight", func() error {
+	testkit.WaitFor(e.ctx, t, "orders in flight", func() error {
 		if !first.running() {
 			return fmt.Errorf("the provisioner exited: %s", tail(first.logs.Bytes(), 5))
 		}
@@ -186,7 +187,7 @@ func (e *env) waitCollected(c *collector, topic string) {
 	for _, l := range ls {
 		end += l.End
 	}
-	waitFor(e.ctx, e.t, fmt.Sprintf("the %d records of %s", end, topic), func() error {
+	testkit.WaitFor(e.ctx, e.t, fmt.Sprintf("the %d records of %s", end, topic), func() error {
 		if r, _ := c.count(); int64(r) < end {
 			return fmt.Errorf("%d read", r)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/acme-sp/wholesale-provisioner/consumer"
 	"github.com/acme-sp/wholesale-provisioner/internal/pipeline"
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
+	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
 	"github.com/acme-sp/wholesale-provisioner/producer"
 	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
 	"github.com/acme-sp/wholesale-provisioner/schemas"
@@ -106,8 +107,8 @@ func TestEndToEndInProcess(t *testing.T) {
 		if err := schemas.ValidateOutcome(o); err != nil {
 			t.Errorf("outcome of %s does not follow its schema: %v", o.OrderID, err)
 		}
-		if want := eventIDOf(t, msgs, o.OrderID); header(m, producer.HeaderEventID) != o.EventID || (want != "" && o.EventID != want) {
-			t.Errorf("outcome of %s: event-id header %q, body %q, want %q", o.OrderID, header(m, producer.HeaderEventID), o.EventID, want)
+		if want := eventIDOf(t, msgs, o.OrderID); testkit.Header(m, producer.HeaderEventID) != o.EventID || (want != "" && o.EventID != want) {
+			t.Errorf("outcome of %s: event-id header %q, body %q, want %q", o.OrderID, testkit.Header(m, producer.HeaderEventID), o.EventID, want)
 		}
 		got[o.OrderID] = o
 	}
@@ -136,11 +137,11 @@ func TestEndToEndInProcess(t *testing.T) {
 		}
 		for _, h := range []string{producer.HeaderDLTTopic, producer.HeaderDLTPartition, producer.HeaderDLTOffset,
 			producer.HeaderDLTTimestamp, producer.HeaderDLTConsumerGroup, producer.HeaderDLTErrorClass, producer.HeaderDLTErrorMessage, "traceparent"} {
-			if header(m, h) == "" {
+			if testkit.Header(m, h) == "" {
 				t.Errorf("dead letter %s lacks header %s", d.Reason, h)
 			}
 		}
-		if header(m, producer.HeaderDLTTopic) != cfg.OrdersTopic || header(m, producer.HeaderDLTOffset) != strconv.FormatInt(d.Source.Offset, 10) {
+		if testkit.Header(m, producer.HeaderDLTTopic) != cfg.OrdersTopic || testkit.Header(m, producer.HeaderDLTOffset) != strconv.FormatInt(d.Source.Offset, 10) {
 			t.Errorf("dead letter context headers disagree with its body: %v vs %+v", m.Headers, d.Source)
 		}
 		raw, err := d.Source.Value.Raw()
@@ -155,7 +156,7 @@ func TestEndToEndInProcess(t *testing.T) {
 		}
 	}
 
-	waitFor(ctx, t, "committed offsets at the end of every partition", func() error {
+	testkit.WaitFor(ctx, t, "committed offsets at the end of every partition", func() error {
 		lag, err := consumer.Lag(ctx, &kafka.Client{Addr: kafka.TCP(cfg.Brokers...)}, cfg.GroupID, cfg.OrdersTopic)
 		if err != nil {
 			return err
@@ -247,30 +248,6 @@ func readUntil(ctx context.Context, t *testing.T, brokers []string, topic string
 		t.Errorf("%s holds more than %d records: %s", topic, n, m.Value)
 	}
 	return out
-}
-
-func waitFor(ctx context.Context, t *testing.T, what string, check func() error) {
-	t.Helper()
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func header(m kafka.Message, k string) string {
-	for _, h := range m.Headers {
-		if h.Key == k {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 func isOneOf(v []byte, msgs []kafka.Message) bool {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/acme-sp/wholesale-provisioner/internal/app"
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
+	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
 	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
 )
 
@@ -56,7 +57,7 @@ func TestReadinessFollowsConfigurationFault(t *testing.T) {
 		_ = json.NewDecoder(resp.Body).Decode(&r)
 		return resp.StatusCode, r
 	}
-	waitFor(ctx, t, "ready", func() error {
+	testkit.WaitFor(ctx, t, "ready", func() error {
 		if code, r := readyz(); code != http.StatusOK || !r.Ready {
 			return fmt.Errorf("readyz %d %+v", code, r)
 		}
@@ -71,7 +72,7 @@ func TestReadinessFollowsConfigurationFault(t *testing.T) {
 	if err := publish(ctx, cfg.Brokers, cfg.OrdersTopic, msgs); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(ctx, t, "not ready during the configuration fault", func() error {
+	testkit.WaitFor(ctx, t, "not ready during the configuration fault", func() error {
 		code, r := readyz()
 		if code != http.StatusServiceUnavailable || r.Checks["webex"].OK {
 			return fmt.Errorf("readyz %d %+v", code, r)
@@ -83,7 +84,7 @@ func TestReadinessFollowsConfigurationFault(t *testing.T) {
 	}
 
 	sim.SetToken("good")
-	waitFor(ctx, t, "ready again with both orders provisioned", func() error {
+	testkit.WaitFor(ctx, t, "ready again with both orders provisioned", func() error {
 		code, _ := readyz()
 		if code != http.StatusOK || sim.Stats().Creates != 2 {
 			return fmt.Errorf("readyz %d, creates %d", code, sim.Stats().Creates)

@@ -23,6 +23,7 @@ import (
 	"github.com/acme-sp/wholesale-provisioner/consumer"
 	"github.com/acme-sp/wholesale-provisioner/internal/kafkatest"
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
+	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
 	"github.com/acme-sp/wholesale-provisioner/producer"
 	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
 	"github.com/acme-sp/wholesale-provisioner/schemas"
@@ -34,7 +35,7 @@ type harness struct {
 	ctx  context.Context
 	cfg  app.Config
 	sim  *webexsim.Server
-	logs *lockedBuffer
+	logs *testkit.Buffer
 }
 
 func newHarness(t *testing.T, partitions int, simCfg webexsim.Config, createOutcomes bool) *harness {
@@ -65,7 +66,7 @@ func newHarness(t *testing.T, partitions int, simCfg webexsim.Config, createOutc
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, ctx: ctx, cfg: cfg, sim: sim, logs: &lockedBuffer{}}
+	return &harness{t: t, ctx: ctx, cfg: cfg, sim: sim, logs: &testkit.Buffer{}}
 }
 
 // start runs one provisioner instance in the group; the returned function stops
@@ -172,7 +173,7 @@ func distinctOrders(t *testing.T, msgs []kafka.Message) map[string]schemas.Outco
 func (h *harness) waitOutcomes(c *collector, n int) map[string]schemas.Outcome {
 	h.t.Helper()
 	var got map[string]schemas.Outcome
-	waitFor(h.ctx, h.t, fmt.Sprintf("%d outcomes", n), func() error {
+	testkit.WaitFor(h.ctx, h.t, fmt.Sprintf("%d outcomes", n), func() error {
 		got = distinctOrders(h.t, c.snapshot())
 		if len(got) < n {
 			return fmt.Errorf("%d of %d orders answered", len(got), n)
@@ -193,7 +194,7 @@ func (h *harness) lag() []consumer.PartitionLag {
 
 func (h *harness) waitNoLag() {
 	h.t.Helper()
-	waitFor(h.ctx, h.t, "committed offsets equal to end offsets", func() error {
+	testkit.WaitFor(h.ctx, h.t, "committed offsets equal to end offsets", func() error {
 		for _, l := range h.lag() {
 			if l.Committed != l.End {
 				return fmt.Errorf("partition %d: committed %d, end %d", l.Partition, l.Committed, l.End)
@@ -259,8 +260,8 @@ func TestRealKafkaOrdersInOutcomesOut(t *testing.T) {
 	for _, m := range outs.snapshot() {
 		var o schemas.Outcome
 		_ = json.Unmarshal(m.Value, &o)
-		if want := eventIDOf(t, msgs, o.OrderID); header(m, producer.HeaderEventID) != o.EventID || (want != "" && o.EventID != want) ||
-			header(m, producer.HeaderOrderID) != o.OrderID || header(m, producer.HeaderOutcome) != string(o.Status) {
+		if want := eventIDOf(t, msgs, o.OrderID); testkit.Header(m, producer.HeaderEventID) != o.EventID || (want != "" && o.EventID != want) ||
+			testkit.Header(m, producer.HeaderOrderID) != o.OrderID || testkit.Header(m, producer.HeaderOutcome) != string(o.Status) {
 			t.Errorf("outcome %s: headers %v disagree with the body", o.OrderID, m.Headers)
 		}
 		if err := schemas.ValidateOutcome(o); err != nil {
@@ -268,7 +269,7 @@ func TestRealKafkaOrdersInOutcomesOut(t *testing.T) {
 		}
 	}
 	wantDead := len(bad) + 30 // malformed records and precheck rejections
-	waitFor(h.ctx, t, "dead letters", func() error {
+	testkit.WaitFor(h.ctx, t, "dead letters", func() error {
 		if n := len(dlq.snapshot()); n < wantDead {
 			return fmt.Errorf("%d of %d", n, wantDead)
 		}
@@ -277,11 +278,11 @@ func TestRealKafkaOrdersInOutcomesOut(t *testing.T) {
 	for _, m := range dlq.snapshot() {
 		for _, k := range []string{producer.HeaderDLTTopic, producer.HeaderDLTPartition, producer.HeaderDLTOffset, producer.HeaderDLTTimestamp,
 			producer.HeaderDLTConsumerGroup, producer.HeaderDLTErrorClass, producer.HeaderDLTErrorMessage, producer.HeaderDLTReason} {
-			if header(m, k) == "" {
+			if testkit.Header(m, k) == "" {
 				t.Errorf("dead letter at %d lacks %s", m.Offset, k)
 			}
 		}
-		if header(m, producer.HeaderDLTTopic) != h.cfg.OrdersTopic || header(m, producer.HeaderDLTConsumerGroup) != h.cfg.GroupID {
+		if testkit.Header(m, producer.HeaderDLTTopic) != h.cfg.OrdersTopic || testkit.Header(m, producer.HeaderDLTConsumerGroup) != h.cfg.GroupID {
 			t.Errorf("dead letter context: %v", m.Headers)
 		}
 	}
@@ -297,7 +298,7 @@ func TestRealKafkaRestartResumesAfterLastCommit(t *testing.T) {
 	outs := h.collect(h.cfg.OutcomesTopic)
 	stopA := h.start("first")
 	h.publish(msgs)
-	waitFor(h.ctx, t, "a third of the outcomes", func() error {
+	testkit.WaitFor(h.ctx, t, "a third of the outcomes", func() error {
 		if n := len(distinctOrders(t, outs.snapshot())); n < len(want)/3 {
 			return fmt.Errorf("%d", n)
 		}
@@ -342,7 +343,7 @@ func TestRealKafkaRebalance(t *testing.T) {
 	h.start("b")
 	h.publish(msgs)
 	progress := func(frac float64) {
-		waitFor(h.ctx, t, fmt.Sprintf("%.0f%% of the outcomes", 100*frac), func() error {
+		testkit.WaitFor(h.ctx, t, fmt.Sprintf("%.0f%% of the outcomes", 100*frac), func() error {
 			if n := len(distinctOrders(t, outs.snapshot())); float64(n) < frac*float64(len(want)) {
 				return fmt.Errorf("%d", n)
 			}
@@ -371,7 +372,7 @@ func TestRealKafkaUnacknowledgedWriteIsNotCommitted(t *testing.T) {
 	msgs, want := h.orders(6)
 	h.start("a")
 	h.publish(msgs)
-	waitFor(h.ctx, t, "the failed write to be reported", func() error {
+	testkit.WaitFor(h.ctx, t, "the failed write to be reported", func() error {
 		if !bytes.Contains(h.logs.Bytes(), []byte("writing the order's outcome failed")) {
 			return fmt.Errorf("not yet")
 		}
@@ -407,22 +408,4 @@ func count(m map[int][]int64) int {
 		n += len(v)
 	}
 	return n
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]byte(nil), l.b.Bytes()...)
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/acme-sp/wholesale-provisioner/internal/app"
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
+	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
 	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
 	"github.com/acme-sp/wholesale-provisioner/schemas"
 )
@@ -60,7 +61,7 @@ func TestTokenExpiryMidRunAndSecretHygiene(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	a, err := app.New(cfg, zerolog.New(logs).Level(zerolog.DebugLevel))
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +91,7 @@ func TestTokenExpiryMidRunAndSecretHygiene(t *testing.T) {
 
 	// Expire the tokens twice while orders are in flight.
 	for _, at := range []int{n / 4, n / 2} {
-		waitFor(ctx, t, "progress", func() error {
+		testkit.WaitFor(ctx, t, "progress", func() error {
 			if outs.len() < at {
 				return fmt.Errorf("%d outcomes", outs.len())
 			}
@@ -98,7 +99,7 @@ func TestTokenExpiryMidRunAndSecretHygiene(t *testing.T) {
 		})
 		sim.ExpireAccessTokens()
 	}
-	waitFor(ctx, t, "every order answered", func() error {
+	testkit.WaitFor(ctx, t, "every order answered", func() error {
 		if outs.len() < n {
 			return fmt.Errorf("%d of %d outcomes", outs.len(), n)
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/acme-sp/wholesale-provisioner/internal/app"
 	"github.com/acme-sp/wholesale-provisioner/internal/kafkatest"
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
+	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
 	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
 )
 
@@ -121,14 +122,14 @@ func startStack(t *testing.T, ctx context.Context, sc stackConfig) *stack {
 
 	s := &stack{t: t, ctx: ctx, cfg: cfg, sim: sim, app: a}
 	s.prom = startPrometheus(t, promBin, a.HTTPAddr(), sc.scrape)
-	waitFor(ctx, t, "Prometheus scraping the provisioner", func() error {
+	testkit.WaitFor(ctx, t, "Prometheus scraping the provisioner", func() error {
 		v, ok, err := s.prom.value(ctx, fmt.Sprintf(`up{job=%q}`, job))
 		if err != nil || !ok || v != 1 {
 			return fmt.Errorf("up = %v (%v, %v)", v, ok, err)
 		}
 		return nil
 	})
-	waitFor(ctx, t, "the provisioner joining its consumer group", func() error {
+	testkit.WaitFor(ctx, t, "the provisioner joining its consumer group", func() error {
 		if c := a.Readiness().Checks["consumer_group"]; !c.OK {
 			return errors.New(c.Detail)
 		}
@@ -334,22 +335,6 @@ func (p *promServer) value(ctx context.Context, q string) (v float64, ok bool, e
 		v += f
 	}
 	return v, true, nil
-}
-
-// waitFor polls check until it returns nil, or fails the test when ctx ends.
-func waitFor(ctx context.Context, t *testing.T, what string, check func() error) {
-	t.Helper()
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, err)
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
 }
 
 // dashboardQueries returns the dashboard's panel queries with Grafana's

@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
+	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
 	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
 )
 
@@ -70,7 +71,7 @@ func TestDashboardPicture(t *testing.T) {
 	phase("normal", 45*time.Second)
 	stopProducing()
 	n := <-produced
-	waitFor(ctx, t, "the backlog to drain", func() error {
+	testkit.WaitFor(ctx, t, "the backlog to drain", func() error {
 		v, ok, err := s.prom.value(ctx, lagQuery)
 		if err != nil || !ok || v != 0 {
 			return fmt.Errorf("lag %v (%v, %v)", v, ok, err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
 	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
 )
 
@@ -35,7 +36,7 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	s.publish(msgs)
 
 	var peak float64
-	waitFor(ctx, t, "Prometheus to see the lag rise", func() error {
+	testkit.WaitFor(ctx, t, "Prometheus to see the lag rise", func() error {
 		v, ok, err := s.prom.value(ctx, lagQuery)
 		if err != nil || !ok || v <= 0 {
 			return fmt.Errorf("%s = %v (series: %v, err: %v)", lagQuery, v, ok, err)
@@ -43,7 +44,7 @@ func TestPrometheusEndToEnd(t *testing.T) {
 		peak = v
 		return nil
 	})
-	waitFor(ctx, t, "Prometheus to see the oldest order age", func() error {
+	testkit.WaitFor(ctx, t, "Prometheus to see the oldest order age", func() error {
 		v, ok, err := s.prom.value(ctx, `max(provisioner_consumer_lag_seconds{job="`+job+`"})`)
 		if err != nil || !ok || v <= 0 {
 			return fmt.Errorf("lag seconds = %v (%v, %v)", v, ok, err)
@@ -54,7 +55,7 @@ func TestPrometheusEndToEnd(t *testing.T) {
 
 	// Webex recovers: the backlog drains and the lag returns to 0.
 	s.sim.SetLatency(0)
-	waitFor(ctx, t, "Prometheus to see the lag return to 0", func() error {
+	testkit.WaitFor(ctx, t, "Prometheus to see the lag return to 0", func() error {
 		v, ok, err := s.prom.value(ctx, lagQuery)
 		if err != nil || !ok || v != 0 {
 			return fmt.Errorf("%s = %v (series: %v, err: %v)", lagQuery, v, ok, err)
@@ -71,7 +72,7 @@ func TestPrometheusEndToEnd(t *testing.T) {
 		`sum(provisioner_dead_letters_total{job="` + job + `"})`:                       float64(rejected + malformed),
 	}
 	for q, w := range want {
-		waitFor(ctx, t, q+" to reach the records sent", func() error {
+		testkit.WaitFor(ctx, t, q+" to reach the records sent", func() error {
 			v, ok, err := s.prom.value(ctx, q)
 			if err != nil || !ok || v != w {
 				return fmt.Errorf("%s = %v, want %v (series: %v, err: %v)", q, v, w, ok, err)
