@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,10 +13,10 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/acme-sp/wholesale-provisioner/internal/app"
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
+	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
 	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
 )
 
@@ -104,41 +103,19 @@ func parseSample(line string) (string, map[string]string, error) {
 // every record is answered and committed, and returns its /metrics.
 func scrapeRunningApp(t *testing.T) map[string]*family {
 	t.Helper()
-	cfg := app.DefaultConfig()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1),
-		kfake.SeedTopics(3, cfg.OrdersTopic), kfake.SeedTopics(1, cfg.OutcomesTopic, cfg.DeadLetterTopic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	sim := webexsim.New(webexsim.Config{
-		Token:                "metrics-token",
-		PrecheckRejectDomain: sample.RejectDomain,
-		Faults:               webexsim.FaultRates{Status429: 0.1, Status503: 0.1},
-		Seed:                 11,
+	env := testkit.StartApp(t, testkit.AppOptions{
+		Sim: webexsim.Config{
+			Token:                "metrics-token",
+			PrecheckRejectDomain: sample.RejectDomain,
+			Faults:               webexsim.FaultRates{Status429: 0.1, Status503: 0.1},
+			Seed:                 11,
+		},
+		Configure: func(c *app.Config) { c.RetryMaxElapsed = 30 * time.Second },
+		Log:       zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel),
 	})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	cfg.Brokers = cluster.ListenAddrs()
-	cfg.WebexBaseURL = sim.BaseURL(srv.URL)
-	cfg.WebexToken = "metrics-token"
-	cfg.RetryInitialInterval = 10 * time.Millisecond
-	cfg.RetryMaxInterval = 100 * time.Millisecond
-	cfg.RetryMaxElapsed = 30 * time.Second
-	cfg.HTTPAddr = "127.0.0.1:0"
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, a := env.Cfg, env.App
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done; a.Close() })
 
 	var msgs []kafka.Message
 	for i := range 30 {

@@ -8,7 +8,6 @@ import (
 	"github.com/acme-sp/wholesale-provisioner/internal/app"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/acme-sp/wholesale-provisioner/consumer"
 	"github.com/acme-sp/wholesale-provisioner/internal/pipeline"
@@ -32,43 +30,20 @@ import (
 // with their context, offsets committed to the end, no subscriber created twice.
 func TestEndToEndInProcess(t *testing.T) {
 	const partitions, n = 3, 30
-	cfg := app.DefaultConfig()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1),
-		kfake.SeedTopics(partitions, cfg.OrdersTopic), kfake.SeedTopics(1, cfg.OutcomesTopic, cfg.DeadLetterTopic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	sim := webexsim.New(webexsim.Config{
-		Token:                "t0k3n-secret",
-		PrecheckRejectDomain: sample.RejectDomain,
-		Faults:               webexsim.FaultRates{Status503: 0.05, LostResponse: 0.1},
-		Seed:                 7,
+	env := testkit.StartApp(t, testkit.AppOptions{
+		Partitions: partitions,
+		Sim: webexsim.Config{
+			Token:                "t0k3n-secret",
+			PrecheckRejectDomain: sample.RejectDomain,
+			Faults:               webexsim.FaultRates{Status503: 0.05, LostResponse: 0.1},
+			Seed:                 7,
+		},
+		Configure: func(c *app.Config) { c.RetryMaxElapsed = 20 * time.Second },
+		Log:       zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
 	})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-
-	cfg.Brokers = cluster.ListenAddrs()
-	cfg.WebexBaseURL = sim.BaseURL(srv.URL)
-	cfg.WebexToken = "t0k3n-secret"
-	cfg.RetryInitialInterval = 10 * time.Millisecond
-	cfg.RetryMaxInterval = 100 * time.Millisecond
-	cfg.RetryMaxElapsed = 20 * time.Second
-	cfg.HTTPAddr = "127.0.0.1:0"
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
+	cfg, sim, a := env.Cfg, env.Sim, env.App
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	appCtx, stopApp := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(appCtx) }()
-	t.Cleanup(func() { stopApp(); <-done })
 
 	var msgs []kafka.Message
 	want := map[string]schemas.OutcomeStatus{}

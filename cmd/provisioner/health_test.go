@@ -5,13 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/acme-sp/wholesale-provisioner/internal/app"
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
@@ -23,28 +20,16 @@ import (
 // joined its group, turns not-ready while the token is refused (and nothing is
 // answered), and ready again, with the orders answered, once it is accepted.
 func TestReadinessFollowsConfigurationFault(t *testing.T) {
-	cfg := app.DefaultConfig()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, cfg.OrdersTopic), kfake.SeedTopics(1, cfg.OutcomesTopic, cfg.DeadLetterTopic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	sim := webexsim.New(webexsim.Config{Token: "good"})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	cfg.Brokers, cfg.WebexBaseURL, cfg.WebexToken = cluster.ListenAddrs(), sim.BaseURL(srv.URL), "good"
-	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.RetryInitialInterval, cfg.RetryMaxInterval = 50*time.Millisecond, 200*time.Millisecond
-	a, err := app.New(cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	env := testkit.StartApp(t, testkit.AppOptions{
+		Partitions: 2,
+		Sim:        webexsim.Config{Token: "good"},
+		Configure: func(c *app.Config) {
+			c.RetryInitialInterval, c.RetryMaxInterval = 50*time.Millisecond, 200*time.Millisecond
+		},
+	})
+	cfg, sim, a := env.Cfg, env.Sim, env.App
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() { cancel(); <-done }()
 
 	url := "http://" + a.HTTPAddr() + "/readyz"
 	readyz := func() (int, app.Readiness) {

@@ -2,20 +2,18 @@ package dlq
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"golang.org/x/time/rate"
 
 	"github.com/acme-sp/wholesale-provisioner/internal/app"
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
+	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
 	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
 	"github.com/acme-sp/wholesale-provisioner/schemas"
 )
@@ -29,36 +27,19 @@ import (
 // provisions nothing twice.
 func TestReplayEndToEnd(t *testing.T) {
 	const n = 4
-	cfg := app.DefaultConfig()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1),
-		kfake.SeedTopics(2, cfg.OrdersTopic, cfg.DeadLetterTopic), kfake.SeedTopics(1, cfg.OutcomesTopic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	sim := webexsim.New(webexsim.Config{Token: "t0k3n", Faults: webexsim.FaultRates{Status503: 1}, Seed: 3})
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-
-	cfg.Brokers = cluster.ListenAddrs()
-	cfg.WebexBaseURL = sim.BaseURL(srv.URL)
-	cfg.WebexToken = "t0k3n"
-	cfg.RetryInitialInterval = 5 * time.Millisecond
-	cfg.RetryMaxInterval = 20 * time.Millisecond
-	cfg.RetryMaxElapsed = 150 * time.Millisecond
-	cfg.CommitInterval = 50 * time.Millisecond
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel))
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := testkit.StartApp(t, testkit.AppOptions{
+		Partitions:           2,
+		DeadLetterPartitions: 2,
+		Sim:                  webexsim.Config{Token: "t0k3n", Faults: webexsim.FaultRates{Status503: 1}, Seed: 3},
+		Configure: func(c *app.Config) {
+			c.RetryInitialInterval, c.RetryMaxInterval = 5*time.Millisecond, 20*time.Millisecond
+			c.RetryMaxElapsed, c.CommitInterval = 150*time.Millisecond, 50*time.Millisecond
+			c.HTTPAddr = ""
+		},
+		Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel),
+	})
+	cfg, sim := env.Cfg, env.Sim
 	ctx := testCtx(t, 2*time.Minute)
-	appCtx, stopApp := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(appCtx) }()
-	t.Cleanup(func() { stopApp(); <-done; a.Close() })
 
 	brokers := cfg.Brokers
 	var msgs []kafka.Message
