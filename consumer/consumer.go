@@ -59,7 +59,7 @@ type Config struct {
 	// partition; when it is reached, that partition's fetching pauses. Default 1000.
 	MaxBufferedPerPartition int
 	// MaxBuffered bounds them over all partitions. Default 2000: enough to keep
-	// the workers busy, and each buffered key waits in a goroutine of its own.
+	// the workers busy. Buffered records wait in per-key queues, not goroutines.
 	MaxBuffered int
 	// CommitInterval is how often finished offsets are committed. Default 1s.
 	CommitInterval time.Duration

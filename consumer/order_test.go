@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -185,5 +186,57 @@ func TestWaitingRecordGivesItsSlotBack(t *testing.T) {
 	<-errc
 	if fmt.Sprint(order) != "[1 0]" {
 		t.Errorf("finish order %v: the waiting record 0 held the only worker", order)
+	}
+}
+
+// TestWorkersDoNotGrowWithTheBacklog: a deep buffer of records of distinct
+// keys waits in queues, not in goroutines: while MaxInFlight records run, the
+// goroutines grow by about MaxInFlight, not by the number of buffered records.
+func TestWorkersDoNotGrowWithTheBacklog(t *testing.T) {
+	const inFlight, buffered, n = 8, 1000, 3000
+	brokers, topic := setupKeyed(t, 2, n, n)
+	before := runtime.NumGoroutine()
+	var handled atomic.Int64
+	release := make(chan struct{})
+	h := HandlerFunc(func(ctx context.Context, m kafka.Message) error {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		handled.Add(1)
+		return nil
+	})
+	c, _ := New(Config{Brokers: brokers, GroupID: "g", Topic: topic, MaxInFlight: inFlight, MaxBufferedPerPartition: buffered / 2, MaxBuffered: buffered}, h)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	waitUntil(t, "the buffers to fill", func() bool {
+		total := 0
+		for _, p := range c.Stats().Partitions {
+			total += p.Buffered
+		}
+		return total == buffered
+	})
+	grew := runtime.NumGoroutine() - before
+	close(release)
+	waitUntil(t, "every record to be handled", func() bool { return handled.Load() == n })
+	cancel()
+	<-errc
+	// The group, the fetchers and the workers: tens, whatever the backlog.
+	if grew > 100 {
+		t.Errorf("goroutines grew by %d with %d records buffered and %d in flight: buffered records hold goroutines", grew, buffered, inFlight)
+	}
+	t.Logf("goroutines grew by %d with %d records buffered and %d in flight", grew, buffered, inFlight)
+}
+
+// waitUntil polls ok for up to 20 s.
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }

@@ -22,6 +22,7 @@ type item struct {
 
 // keyQueue holds the records of one key, head first. Only the head runs.
 type keyQueue struct {
+	key      string
 	items    []*item
 	retrying bool // the head failed and waits for its next attempt
 }
@@ -30,55 +31,87 @@ type keyQueue struct {
 // records of one key one after another in offset order, records of different
 // keys in parallel, at most maxInFlight at once. A record waiting to be retried
 // gives its slot back, so that it does not hold a worker the others need.
+//
+// Workers are long-lived goroutines that take keys from a FIFO of keys whose
+// head may start. A goroutine per key would be simpler, but each would grow a
+// fresh stack for the handler's deep calls and a backlog of distinct keys
+// would hold one goroutine per buffered record.
 type scheduler struct {
 	handler Handler
+	max     int
 	slots   chan struct{}
 	log     zerolog.Logger
 	retry   func() backoff.BackOff
+	gate    *gate
 
-	mu   sync.Mutex
-	keys map[string]*keyQueue
-	wg   sync.WaitGroup
-	gate *gate
+	mu    sync.Mutex
+	cond  sync.Cond // wakes idle workers; see wakeLocked
+	keys  map[string]*keyQueue
+	ready []*keyQueue // keys whose head may start, in the order they became ready
+	// Every worker is busy (running a record or waiting for a slot), idle
+	// (waiting for a ready key) or parked (waiting for a retry, the gate or a
+	// yielded slot). New workers start only while fewer than max are busy.
+	busy, idle int
+	closing    bool
+	wg         sync.WaitGroup
 
 	inFlight atomic.Int64
 }
 
 func newScheduler(h Handler, maxInFlight int, retry func() backoff.BackOff, log zerolog.Logger) *scheduler {
-	return &scheduler{
+	s := &scheduler{
 		handler: h,
+		max:     maxInFlight,
 		slots:   make(chan struct{}, maxInFlight),
 		retry:   retry,
 		log:     log,
 		keys:    make(map[string]*keyQueue),
 		gate:    newGate(),
 	}
+	s.cond.L = &s.mu
+	return s
 }
 
 // submit queues a record behind the earlier records of its key.
 func (s *scheduler) submit(it *item) {
 	s.mu.Lock()
-	if q, busy := s.keys[it.key]; busy {
+	defer s.mu.Unlock()
+	if q, queued := s.keys[it.key]; queued {
 		q.items = append(q.items, it)
-		s.mu.Unlock()
 		return
 	}
-	q := &keyQueue{items: []*item{it}}
+	q := &keyQueue{key: it.key, items: []*item{it}}
 	s.keys[it.key] = q
-	s.mu.Unlock()
-	s.wg.Add(1)
-	go s.runKey(it.key, q)
+	s.ready = append(s.ready, q)
+	s.wakeLocked()
 }
 
-// runKey works through one key's queue and ends when it is empty. One
-// goroutine per key with work keeps the key's records in order without locks
-// held during handling.
-func (s *scheduler) runKey(key string, q *keyQueue) {
+// wakeLocked finds a worker for the ready keys while fewer than max are busy:
+// an idle one, or a new one. The waker counts the idle worker as busy, so that
+// a burst of submits wakes as many workers as it needs, not one.
+func (s *scheduler) wakeLocked() {
+	if len(s.ready) == 0 || s.busy >= s.max {
+		return
+	}
+	s.busy++
+	if s.idle > 0 {
+		s.idle--
+		s.cond.Signal()
+		return
+	}
+	s.wg.Add(1)
+	go s.work()
+}
+
+// work is one worker: it runs the head of the oldest ready key, puts the key
+// back at the end while it has records, and ends when it is surplus or the
+// scheduler closes.
+func (s *scheduler) work() {
 	defer s.wg.Done()
+	s.mu.Lock()
 	for {
-		s.mu.Lock()
-		if len(q.items) == 0 {
-			delete(s.keys, key)
+		q := s.takeLocked()
+		if q == nil {
 			s.mu.Unlock()
 			return
 		}
@@ -91,7 +124,63 @@ func (s *scheduler) runKey(key string, q *keyQueue) {
 		q.items[0] = nil
 		q.items = q.items[1:]
 		q.retrying = false
-		s.mu.Unlock()
+		if len(q.items) == 0 {
+			delete(s.keys, q.key)
+		} else {
+			s.ready = append(s.ready, q)
+		}
+	}
+}
+
+// takeLocked returns the next ready key, waiting for one; nil tells the worker
+// to end, and it is then no longer counted. A worker over the max (parked
+// workers came back) waits idle instead of taking work; idle workers are kept,
+// up to max, so that the next burst does not start new goroutines.
+func (s *scheduler) takeLocked() *keyQueue {
+	for {
+		if len(s.ready) > 0 && (s.busy <= s.max || s.closing) {
+			q := s.ready[0]
+			s.ready[0] = nil
+			s.ready = s.ready[1:]
+			return q
+		}
+		s.busy--
+		if s.closing || s.idle >= s.max {
+			return nil
+		}
+		s.idle++
+		s.cond.Wait() // whoever wakes this worker counts it busy again
+	}
+}
+
+// park marks the calling worker as waiting for something other than a slot,
+// so that another worker may take the ready keys meanwhile; unpark undoes it.
+func (s *scheduler) park() {
+	s.mu.Lock()
+	s.busy--
+	s.wakeLocked()
+	s.mu.Unlock()
+}
+
+func (s *scheduler) unpark() {
+	s.mu.Lock()
+	s.busy++
+	s.mu.Unlock()
+}
+
+// waitGate returns once it may start, or false when its partition is given up.
+func (s *scheduler) waitGate(it *item, p *partition) bool {
+	open := s.gate.wait(it)
+	if closed(open) {
+		return true
+	}
+	s.park()
+	defer s.unpark()
+	select {
+	case <-p.stop:
+		return false
+	case <-open:
+		return true
 	}
 }
 
@@ -103,10 +192,8 @@ func (s *scheduler) run(it *item, q *keyQueue) {
 	defer s.gate.leave(it) // an abandoned probe hands probing on
 	var b, pause backoff.BackOff
 	for {
-		select {
-		case <-p.stop:
+		if !s.waitGate(it, p) {
 			return
-		case <-s.gate.wait(it):
 		}
 		select {
 		case <-p.stop:
@@ -127,7 +214,7 @@ func (s *scheduler) run(it *item, q *keyQueue) {
 		s.inFlight.Add(1)
 		slot := &heldSlot{s: s, held: true}
 		err := s.handler.Handle(yield.With(p.ctx, slot), it.msg)
-		slot.Release()
+		slot.done()
 		p.running.Add(-1)
 		if err == nil {
 			if s.gate.leave(it) {
@@ -162,13 +249,23 @@ func (s *scheduler) run(it *item, q *keyQueue) {
 			s.log.Error().Err(err).Str("topic", it.msg.Topic).Int("partition", it.msg.Partition).Int64("offset", it.msg.Offset).
 				Dur("retry_in", wait).Msg("order not finished; it will be handled again")
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-p.stop:
-			t.Stop()
+		if !s.sleep(p, wait) {
 			return
-		case <-t.C:
 		}
+	}
+}
+
+// sleep waits d without counting as busy; false when the partition is given up.
+func (s *scheduler) sleep(p *partition, d time.Duration) bool {
+	s.park()
+	defer s.unpark()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-p.stop:
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -187,6 +284,9 @@ func closed(ch <-chan struct{}) bool {
 type heldSlot struct {
 	s    *scheduler
 	held bool
+	// yielded: the handler gave the slot back at least once, so its worker
+	// is parked until the handler takes a slot again or returns.
+	yielded bool
 }
 
 func (h *heldSlot) Release() {
@@ -194,12 +294,34 @@ func (h *heldSlot) Release() {
 		h.held = false
 		h.s.inFlight.Add(-1)
 		<-h.s.slots
+		if !h.yielded {
+			h.yielded = true
+			h.s.park()
+		}
+	}
+}
+
+// done ends the Handle call: the slot is given back, or the worker, parked
+// since the handler gave it back, is busy again.
+func (h *heldSlot) done() {
+	switch {
+	case h.held:
+		h.held = false
+		h.s.inFlight.Add(-1)
+		<-h.s.slots
+	case h.yielded:
+		h.yielded = false
+		h.s.unpark()
 	}
 }
 
 func (h *heldSlot) Acquire(ctx context.Context) error {
 	if h.held {
 		return nil
+	}
+	if h.yielded {
+		h.yielded = false
+		h.s.unpark()
 	}
 	select {
 	case <-ctx.Done():
@@ -225,8 +347,20 @@ func (s *scheduler) waitingBehindRetries() (keys, records int) {
 	return keys, records
 }
 
-// wait returns once every key goroutine has ended.
-func (s *scheduler) wait() { s.wg.Wait() }
+// wait returns once the queued records are done or abandoned and every
+// worker has ended. It is called when no more records will be submitted.
+func (s *scheduler) wait() {
+	s.mu.Lock()
+	s.closing = true
+	s.busy += s.idle
+	s.idle = 0
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	s.wg.Wait()
+	s.mu.Lock()
+	s.closing = false
+	s.mu.Unlock()
+}
 
 // partition is one assigned partition within one generation of the group.
 type partition struct {
