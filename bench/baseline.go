@@ -46,6 +46,8 @@ func newBaseline(env trialEnv) (*baseline, error) {
 	})
 	w, err := producer.NewWriter(producer.Config{
 		Brokers: cfg.Brokers, OutcomesTopic: cfg.OutcomesTopic, DeadLetterTopic: cfg.DeadLetterTopic,
+		// Each loop waits for its write, so the shortest linger serves it best.
+		BatchTimeout: time.Millisecond,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the baseline's writer: %w", err)

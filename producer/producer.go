@@ -4,9 +4,9 @@ package producer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/segmentio/encoding/json"
 	"strconv"
 	"strings"
 	"time"
@@ -51,11 +51,17 @@ type Config struct {
 	DeadLetterTopic string
 	// Transport carries the requests (TLS, SASL). Default kafka.DefaultTransport.
 	Transport kafka.RoundTripper
-	// BatchTimeout is how long a write waits for others to share its batch.
-	// Default 2ms: writes are synchronous, so a long timeout is pure latency.
+	// BatchTimeout is how long a write waits for others to share its batch
+	// (one produce request per partition). Default 10ms. Writes are
+	// synchronous: a caller that blocks a worker while it waits wants it short.
 	BatchTimeout time.Duration
 	// WriteTimeout bounds one write to a broker. Default 10s.
 	WriteTimeout time.Duration
+	// BatchSize caps the records of one produce request to one partition.
+	// Default 20: kafka-go allocates room for BatchSize records with every
+	// batch, and outcomes spread over the topic's partitions make batches
+	// small, so kafka-go's default of 100 mostly allocates memory to clear.
+	BatchSize int
 }
 
 // Writer publishes outcome and dead-letter records with RequiredAcks=all and the
@@ -78,10 +84,13 @@ func NewWriter(cfg Config) (*Writer, error) {
 		return nil, errors.New("no dead-letter topic configured")
 	}
 	if cfg.BatchTimeout <= 0 {
-		cfg.BatchTimeout = 2 * time.Millisecond
+		cfg.BatchTimeout = 10 * time.Millisecond
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 20
 	}
 	return &Writer{
 		outcomes: cfg.OutcomesTopic,
@@ -93,6 +102,7 @@ func NewWriter(cfg Config) (*Writer, error) {
 			// One attempt: the caller owns retrying, so retries do not stack.
 			MaxAttempts:            1,
 			BatchTimeout:           cfg.BatchTimeout,
+			BatchSize:              cfg.BatchSize,
 			WriteTimeout:           cfg.WriteTimeout,
 			ReadTimeout:            cfg.WriteTimeout,
 			AllowAutoTopicCreation: false,

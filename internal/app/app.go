@@ -81,6 +81,7 @@ func New(cfg Config, log zerolog.Logger) (*App, error) {
 		OutcomesTopic:   cfg.OutcomesTopic,
 		DeadLetterTopic: cfg.DeadLetterTopic,
 		Transport:       kc.transport,
+		BatchTimeout:    cfg.PublishLinger,
 	})
 	if err != nil {
 		return nil, err

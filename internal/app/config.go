@@ -76,6 +76,11 @@ type Config struct {
 	MaxBuffered             int
 	// CommitInterval is how often finished offsets are committed.
 	CommitInterval time.Duration
+	// PublishLinger is how long an outcome or dead-letter write waits for
+	// others to share its produce request, like the Java producer's linger.ms.
+	// The order gives its worker back meanwhile, so this costs latency, not
+	// throughput; too short and every order makes a produce request of its own.
+	PublishLinger time.Duration
 	// ShutdownTimeout bounds how long in-flight orders may finish on shutdown or
 	// when a rebalance takes their partition away.
 	ShutdownTimeout time.Duration
@@ -115,6 +120,7 @@ func DefaultConfig() Config {
 		MaxBufferedPerPartition: 1000,
 		MaxBuffered:             2000,
 		CommitInterval:          time.Second,
+		PublishLinger:           10 * time.Millisecond,
 		ShutdownTimeout:         15 * time.Second,
 		WebexMaxConcurrent:      64,
 		LogLevel:                "info",
@@ -151,6 +157,7 @@ func (cfg *Config) BindFlags(fs *flag.FlagSet) func() {
 	fs.IntVar(&cfg.MaxBufferedPerPartition, "max-buffered-per-partition", cfg.MaxBufferedPerPartition, "fetched but unfinished orders per partition before fetching pauses")
 	fs.IntVar(&cfg.MaxBuffered, "max-buffered", cfg.MaxBuffered, "fetched but unfinished orders in all before fetching pauses")
 	fs.DurationVar(&cfg.CommitInterval, "commit-interval", cfg.CommitInterval, "how often finished offsets are committed")
+	fs.DurationVar(&cfg.PublishLinger, "publish-linger", cfg.PublishLinger, "how long an outcome write waits for others to share its produce request")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight orders may finish on shutdown or rebalance")
 	fs.Float64Var(&cfg.WebexRateLimit, "webex-rate-limit", cfg.WebexRateLimit, "requests per second to Webex, shared by all workers (0: no limit)")
 	fs.IntVar(&cfg.WebexMaxConcurrent, "webex-max-concurrent", cfg.WebexMaxConcurrent, "Webex requests in progress at once")
@@ -260,6 +267,9 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.CommitInterval <= 0 || cfg.ShutdownTimeout <= 0 {
 		bad("--commit-interval and --shutdown-timeout must be positive durations such as 1s")
+	}
+	if cfg.PublishLinger <= 0 || cfg.PublishLinger > time.Second {
+		bad("--publish-linger must be a duration above 0 and at most 1s, such as 10ms, not %v", cfg.PublishLinger)
 	}
 	if cfg.WebexRateLimit < 0 {
 		bad("--webex-rate-limit must be 0 (no limit) or more, not %v", cfg.WebexRateLimit)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/acme-sp/wholesale-provisioner/consumer"
 	"github.com/acme-sp/wholesale-provisioner/internal/redact"
+	"github.com/acme-sp/wholesale-provisioner/internal/yield"
 	"github.com/acme-sp/wholesale-provisioner/provisioning"
 	"github.com/acme-sp/wholesale-provisioner/schemas"
 )
@@ -166,6 +167,11 @@ func (p *Pipeline) Handle(ctx context.Context, msg kafka.Message) (err error) {
 	if err != nil {
 		return err
 	}
+	// Waiting for the write's acknowledgement needs no worker: give the slot
+	// back, so that other orders run meanwhile and their outcomes share the
+	// write's produce request (--publish-linger). publish takes a worker again
+	// if the write fails.
+	yield.Release(ctx)
 	if err := p.publish(ctx, r, a); err != nil {
 		return err
 	}
@@ -356,6 +362,10 @@ func (p *Pipeline) publish(ctx context.Context, r *job, a answer) error {
 		return p.pub.Publish(ctx, msgs...)
 	}, b, func(err error, wait time.Duration) {
 		r.log.Error().Err(err).Dur("retry_in", wait).Msg("writing the order's outcome failed; the order stays uncommitted")
+		// While Kafka refuses writes, hold a worker again: new orders then wait
+		// for the broker instead of calling Webex for outcomes that cannot be
+		// written. A cancelled ctx ends the retries on the next attempt.
+		_ = yield.Acquire(ctx)
 	})
 }
 

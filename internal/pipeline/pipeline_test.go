@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
+	"github.com/acme-sp/wholesale-provisioner/internal/yield"
 	"github.com/acme-sp/wholesale-provisioner/producer"
 	"github.com/acme-sp/wholesale-provisioner/provisioning"
 	"github.com/acme-sp/wholesale-provisioner/schemas"
@@ -32,6 +34,8 @@ type recorder struct {
 	failures int
 	calls    int
 	sent     []kafka.Message
+	// onPublish, when set, is called with the context of every Publish call.
+	onPublish func(ctx context.Context)
 }
 
 func newRecorder(t *testing.T) *recorder {
@@ -42,10 +46,13 @@ func newRecorder(t *testing.T) *recorder {
 	return &recorder{Writer: w}
 }
 
-func (r *recorder) Publish(_ context.Context, msgs ...kafka.Message) error {
+func (r *recorder) Publish(ctx context.Context, msgs ...kafka.Message) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls++
+	if r.onPublish != nil {
+		r.onPublish(ctx)
+	}
 	if r.calls <= r.failures {
 		return errors.New("broker unavailable")
 	}
@@ -345,6 +352,63 @@ func TestPublishFailureLeavesTheRecordUnfinished(t *testing.T) {
 	}
 	if r.calls < 2 {
 		t.Errorf("publish calls = %d, want retries", r.calls)
+	}
+}
+
+// slotLog is a worker slot (package yield) that records what is done with it.
+type slotLog struct {
+	held   bool
+	events []string
+}
+
+func (s *slotLog) Release() {
+	if s.held {
+		s.held = false
+		s.events = append(s.events, "release")
+	}
+}
+
+func (s *slotLog) Acquire(context.Context) error {
+	if !s.held {
+		s.held = true
+		s.events = append(s.events, "acquire")
+	}
+	return nil
+}
+
+// TestPublishWaitsWithoutAWorker: the outcome write waits for its
+// acknowledgement without holding the order's worker slot, so that other
+// orders run and share its produce request; once a write fails, the order
+// takes a worker again, so that a Kafka outage stops new orders instead of
+// letting them call Webex for outcomes that cannot be written.
+func TestPublishWaitsWithoutAWorker(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		failures   int
+		heldAtCall []bool
+		events     string
+	}{
+		{"acknowledged at once", 0, []bool{false}, "[release]"},
+		{"two failed writes", 2, []bool{false, true, true}, "[release acquire]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRecorder(t)
+			r.failures = tc.failures
+			slot := &slotLog{held: true}
+			var held []bool
+			r.onPublish = func(context.Context) { held = append(held, slot.held) }
+			p := New(Config{PublishRetryMaxInterval: 10 * time.Millisecond}, okProvisioner, r)
+			ctx := yield.With(context.Background(), slot)
+			if err := p.Handle(ctx, fromOrders(sample.Message(sample.Order("p", 8, time.Now())))); err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(held) != fmt.Sprint(tc.heldAtCall) {
+				t.Errorf("slot held at each write: %v, want %v", held, tc.heldAtCall)
+			}
+			if got := fmt.Sprint(slot.events); got != tc.events {
+				t.Errorf("slot events %s, want %s", got, tc.events)
+			}
+		})
 	}
 }
 
