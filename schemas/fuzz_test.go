@@ -69,7 +69,8 @@ func FuzzDecodeOrder(f *testing.F) {
 // *InvalidOrderError; the reason agrees with what the bytes are (empty, not
 // UTF-8, not JSON); the order id is the document's; the detail is non-empty
 // UTF-8 and shows no email address of the input unmasked; and a valid order
-// keeps its invariants and survives a round trip through encoding/json.
+// keeps its invariants, equals what encoding/json decodes from the bytes,
+// and survives a round trip through encoding/json.
 func checkDecodeOrder(t *testing.T, value []byte) {
 	start := time.Now()
 	o, err := DecodeOrder(value)
@@ -183,6 +184,18 @@ func checkValid(t *testing.T, value []byte, o Order) {
 	case o.Action == ActionProvision && IsCallingPackage(o.Package()) &&
 		o.ProvisioningParameters.PrimaryPhoneNumber == "" && o.ProvisioningParameters.Extension == "":
 		t.Errorf("calling package %s without a phone number or extension", o.Package())
+	}
+
+	// DecodeOrder fills the Go type from the parsed document by hand; it must
+	// give what encoding/json gives from the same bytes.
+	var want Order
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&want); err != nil {
+		t.Fatalf("DecodeOrder accepted what encoding/json refuses: %v\ninput: %s", err, value)
+	}
+	if !reflect.DeepEqual(o, want) {
+		t.Errorf("DecodeOrder = %+v, encoding/json decodes %+v\ninput: %s", o, want, value)
 	}
 
 	again, err := json.Marshal(o)
