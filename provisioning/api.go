@@ -6,7 +6,7 @@ package provisioning
 
 import (
 	"bytes"
-	"encoding/json"
+	"github.com/segmentio/encoding/json"
 )
 
 // The API paths, relative to the base URL (https://webexapis.com/v1).

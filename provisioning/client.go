@@ -3,14 +3,15 @@ package provisioning
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/segmentio/encoding/json"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -70,7 +71,7 @@ type Client struct {
 	tokens   TokenSource
 	http     *http.Client
 	obo      string
-	ua       string
+	ua       []string // the User-Agent header value, shared by every request
 	limiter  *Limiter
 	seq      atomic.Uint64
 }
@@ -106,7 +107,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		basePath: u.Path,
 		tokens:   cfg.Tokens,
 		obo:      cfg.OnBehalfOfSubPartnerOrgID,
-		ua:       cfg.UserAgent,
+		ua:       []string{cfg.UserAgent},
 		limiter:  cfg.Limiter,
 		http: &http.Client{
 			Transport: tr,
@@ -221,6 +222,18 @@ func (c *Client) do(ctx context.Context, cl call, out any) (int, error) {
 	return c.send(ctx, cl, out, fresh)
 }
 
+// bodyBuffers holds response buffers for reuse: every call reads a body.
+var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putBodyBuffer(b *bytes.Buffer) {
+	if b.Cap() <= 64<<10 { // an unusually large answer is not kept
+		bodyBuffers.Put(b)
+	}
+}
+
+// jsonMediaType is the value of the Accept and Content-Type headers.
+var jsonMediaType = []string{"application/json"}
+
 func (c *Client) send(ctx context.Context, cl call, out any, tok string) (int, error) {
 	u := *c.base
 	u.Path = c.basePath + cl.path
@@ -251,12 +264,15 @@ func (c *Client) send(ctx context.Context, cl call, out any, tok string) (int, e
 		prefix = "wholesale-provisioner"
 	}
 	tracking := prefix + "_" + strconv.FormatUint(c.seq.Add(1), 10)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.ua)
-	req.Header.Set("TrackingID", tracking)
+	// Constant values share one read-only slice: Header.Set allocates one per
+	// header and request, and nothing on the way to the wire modifies them.
+	h := req.Header
+	h["Authorization"] = []string{"Bearer " + tok}
+	h["Accept"] = jsonMediaType
+	h["User-Agent"] = c.ua
+	h["Trackingid"] = []string{tracking}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		h["Content-Type"] = jsonMediaType
 	}
 	// Wait for the rate budget only now: building the request holds no slot,
 	// and the wait does not count against RequestTimeout, which starts in Do.
@@ -271,7 +287,11 @@ func (c *Client) send(ctx context.Context, cl call, out any, tok string) (int, e
 		return 0, &TransportError{Method: cl.method, Endpoint: cl.endpoint, Idempotent: cl.idempotent, TrackingID: tracking, Err: scrubURL(err)}
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	buf := bodyBuffers.Get().(*bytes.Buffer)
+	defer putBodyBuffer(buf)
+	buf.Reset()
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxResponseBytes))
+	data := buf.Bytes() // valid until buf is put back: decoded values are copies
 	release()
 	c.observe(resp)
 	zerolog.Ctx(ctx).Debug().Str("method", cl.method).Str("endpoint", cl.endpoint).Int("http_status", resp.StatusCode).

@@ -6,7 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
+	"github.com/segmentio/encoding/json"
 	"io"
 	"math/rand/v2"
 	"net/http"

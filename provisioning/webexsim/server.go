@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
-	"encoding/json"
+	"github.com/segmentio/encoding/json"
 	"math/rand/v2"
 	"net"
 	"net/http"
