@@ -52,7 +52,7 @@ type Config struct {
 	// Transport carries the requests (TLS, SASL). Default kafka.DefaultTransport.
 	Transport kafka.RoundTripper
 	// BatchTimeout is how long a write waits for others to share its batch
-	// (one produce request per partition). Default 10ms. Writes are
+	// (one produce request per partition). Default 20ms. Writes are
 	// synchronous: a caller that blocks a worker while it waits wants it short.
 	BatchTimeout time.Duration
 	// WriteTimeout bounds one write to a broker. Default 10s.
@@ -84,7 +84,7 @@ func NewWriter(cfg Config) (*Writer, error) {
 		return nil, errors.New("no dead-letter topic configured")
 	}
 	if cfg.BatchTimeout <= 0 {
-		cfg.BatchTimeout = 10 * time.Millisecond
+		cfg.BatchTimeout = 20 * time.Millisecond
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second

@@ -120,7 +120,7 @@ func DefaultConfig() Config {
 		MaxBufferedPerPartition: 1000,
 		MaxBuffered:             2000,
 		CommitInterval:          time.Second,
-		PublishLinger:           10 * time.Millisecond,
+		PublishLinger:           20 * time.Millisecond,
 		ShutdownTimeout:         15 * time.Second,
 		WebexMaxConcurrent:      64,
 		LogLevel:                "info",
