@@ -6,11 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/segmentio/encoding/json"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/segmentio/encoding/json"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/acme-sp/wholesale-provisioner/schemas"

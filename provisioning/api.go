@@ -6,6 +6,7 @@ package provisioning
 
 import (
 	"bytes"
+
 	"github.com/segmentio/encoding/json"
 )
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
-	"github.com/segmentio/encoding/json"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/segmentio/encoding/json"
 	"golang.org/x/time/rate"
 
 	"github.com/acme-sp/wholesale-provisioner/provisioning"
