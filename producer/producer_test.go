@@ -139,3 +139,29 @@ func headerValue(m kafka.Message, k string) string {
 	}
 	return ""
 }
+
+// TestOutcomeBytesAsEncodingJSON: outcome values are encoded with
+// segmentio/encoding for speed; consumers must see exactly the bytes
+// encoding/json would write, escapes included.
+func TestOutcomeBytesAsEncodingJSON(t *testing.T) {
+	w, err := NewWriter(Config{Brokers: []string{"127.0.0.1:1"}, OutcomesTopic: "out", DeadLetterTopic: "dlt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := schemas.Outcome{
+		SchemaVersion: schemas.OutcomeSchemaVersion, EventID: "e<&>\u2028", OrderID: `o"1`, Status: schemas.StatusFailed,
+		ProcessedAt: time.Date(2026, 11, 26, 12, 0, 0, 123456789, time.UTC), Attempts: 3,
+		Failure: &schemas.Failure{Reason: schemas.ReasonAPIRejected, Message: "bad <b> & \x01 é \xff"},
+	}
+	m, err := w.Outcome([]byte("k"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Value) != string(want) {
+		t.Errorf("outcome value\n%s\nencoding/json writes\n%s", m.Value, want)
+	}
+}
