@@ -291,9 +291,7 @@ type heldSlot struct {
 
 func (h *heldSlot) Release() {
 	if h.held {
-		h.held = false
-		h.s.inFlight.Add(-1)
-		<-h.s.slots
+		h.giveBack()
 		if !h.yielded {
 			h.yielded = true
 			h.s.park()
@@ -306,13 +304,17 @@ func (h *heldSlot) Release() {
 func (h *heldSlot) done() {
 	switch {
 	case h.held:
-		h.held = false
-		h.s.inFlight.Add(-1)
-		<-h.s.slots
+		h.giveBack()
 	case h.yielded:
 		h.yielded = false
 		h.s.unpark()
 	}
+}
+
+func (h *heldSlot) giveBack() {
+	h.held = false
+	h.s.inFlight.Add(-1)
+	<-h.s.slots
 }
 
 func (h *heldSlot) Acquire(ctx context.Context) error {

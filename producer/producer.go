@@ -52,8 +52,8 @@ type Config struct {
 	// Transport carries the requests (TLS, SASL). Default kafka.DefaultTransport.
 	Transport kafka.RoundTripper
 	// BatchTimeout is how long a write waits for others to share its batch
-	// (one produce request per partition). Default 20ms. Writes are
-	// synchronous: a caller that blocks a worker while it waits wants it short.
+	// (one produce request per partition). Default DefaultBatchTimeout. Writes
+	// are synchronous: a caller that holds a worker while it waits wants it short.
 	BatchTimeout time.Duration
 	// WriteTimeout bounds one write to a broker. Default 10s.
 	WriteTimeout time.Duration
@@ -63,6 +63,10 @@ type Config struct {
 	// small, so kafka-go's default of 100 mostly allocates memory to clear.
 	BatchSize int
 }
+
+// DefaultBatchTimeout suits callers that wait for their write without holding
+// a worker, so that the writes of many orders share a produce request.
+const DefaultBatchTimeout = 20 * time.Millisecond
 
 // Writer publishes outcome and dead-letter records with RequiredAcks=all and the
 // Java client's murmur2 partitioner on the record key, so that every record of one
@@ -84,7 +88,7 @@ func NewWriter(cfg Config) (*Writer, error) {
 		return nil, errors.New("no dead-letter topic configured")
 	}
 	if cfg.BatchTimeout <= 0 {
-		cfg.BatchTimeout = 20 * time.Millisecond
+		cfg.BatchTimeout = DefaultBatchTimeout
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second

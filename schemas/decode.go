@@ -112,8 +112,7 @@ func DecodeOrder(value []byte) (Order, error) {
 // that the result equals what encoding/json decodes from the same bytes.
 func orderFromDocument(doc map[string]any) (Order, error) {
 	var o Order
-	for name, v := range doc {
-		var err error
+	err := eachProperty(doc, func(name string, v any) (err error) {
 		switch name {
 		case "schemaVersion":
 			o.SchemaVersion, err = documentInt(v)
@@ -136,69 +135,67 @@ func orderFromDocument(doc map[string]any) (Order, error) {
 		case "packages":
 			o.Packages, err = documentStrings(v)
 		case "provisioningParameters":
-			o.ProvisioningParameters, err = provisioningParametersFrom(v)
+			o.ProvisioningParameters = &ProvisioningParameters{}
+			err = eachProperty(v, o.ProvisioningParameters.set)
 		case "customerInfo":
-			o.CustomerInfo, err = customerInfoFrom(v)
+			o.CustomerInfo = &CustomerInfo{}
+			err = eachProperty(v, o.CustomerInfo.set)
 		case "provisioningId":
 			o.ProvisioningID, err = documentString(v)
 		default:
-			err = errors.New("unknown field")
+			err = errUnknownProperty
 		}
-		if err != nil {
-			return Order{}, fmt.Errorf("/%s: %w", name, err)
-		}
+		return err
+	})
+	if err != nil {
+		return Order{}, fmt.Errorf("/%w", err)
 	}
 	return o, nil
 }
 
-func provisioningParametersFrom(v any) (*ProvisioningParameters, error) {
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return nil, errors.New("not an object")
+func (pp *ProvisioningParameters) set(name string, v any) (err error) {
+	switch name {
+	case "firstName":
+		pp.FirstName, err = documentString(v)
+	case "lastName":
+		pp.LastName, err = documentString(v)
+	case "primaryPhoneNumber":
+		pp.PrimaryPhoneNumber, err = documentString(v)
+	case "extension":
+		pp.Extension, err = documentString(v)
+	case "locationId":
+		pp.LocationID, err = documentString(v)
+	default:
+		err = errUnknownProperty
 	}
-	pp := &ProvisioningParameters{}
-	for name, v := range obj {
-		var err error
-		switch name {
-		case "firstName":
-			pp.FirstName, err = documentString(v)
-		case "lastName":
-			pp.LastName, err = documentString(v)
-		case "primaryPhoneNumber":
-			pp.PrimaryPhoneNumber, err = documentString(v)
-		case "extension":
-			pp.Extension, err = documentString(v)
-		case "locationId":
-			pp.LocationID, err = documentString(v)
-		default:
-			err = errors.New("unknown field")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-	}
-	return pp, nil
+	return err
 }
 
-func customerInfoFrom(v any) (*CustomerInfo, error) {
+func (ci *CustomerInfo) set(name string, v any) (err error) {
+	switch name {
+	case "primaryEmail":
+		ci.PrimaryEmail, err = documentString(v)
+	default:
+		err = errUnknownProperty
+	}
+	return err
+}
+
+var errUnknownProperty = errors.New("unknown field")
+
+// eachProperty calls set with every property of the object v; its error names
+// the property.
+func eachProperty(v any, set func(name string, v any) error) error {
 	obj, ok := v.(map[string]any)
 	if !ok {
-		return nil, errors.New("not an object")
+		return errors.New("not an object")
 	}
-	ci := &CustomerInfo{}
-	for name, v := range obj {
-		var err error
-		switch name {
-		case "primaryEmail":
-			ci.PrimaryEmail, err = documentString(v)
-		default:
-			err = errors.New("unknown field")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+	for name, pv := range obj {
+		if err := set(name, pv); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	return ci, nil
+	return nil
 }
 
 func documentString(v any) (string, error) {

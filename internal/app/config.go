@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/acme-sp/wholesale-provisioner/internal/kafkasec"
+	"github.com/acme-sp/wholesale-provisioner/producer"
 )
 
 // Config is the whole configuration of `provisioner run`, filled from flags and
@@ -120,7 +121,7 @@ func DefaultConfig() Config {
 		MaxBufferedPerPartition: 1000,
 		MaxBuffered:             2000,
 		CommitInterval:          time.Second,
-		PublishLinger:           20 * time.Millisecond,
+		PublishLinger:           producer.DefaultBatchTimeout,
 		ShutdownTimeout:         15 * time.Second,
 		WebexMaxConcurrent:      64,
 		LogLevel:                "info",
