@@ -36,6 +36,7 @@ import (
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
 	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
 	"github.com/acme-sp/wholesale-provisioner/producer"
+	"github.com/acme-sp/wholesale-provisioner/provisioning"
 	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
 	"github.com/acme-sp/wholesale-provisioner/schemas"
 )
@@ -56,6 +57,11 @@ type env struct {
 	sim    *webexsim.Server
 	simURL string       // the API base URL
 	active atomic.Int64 // API calls the simulator is serving now
+	// prechecks are the arrival times of precheck calls: an order's first call.
+	prechecks struct {
+		sync.Mutex
+		at []time.Time
+	}
 
 	logs *testkit.Buffer // the in-process provisioners' logs
 }
@@ -101,6 +107,11 @@ func newEnv(t *testing.T, c envConfig) *env {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e.active.Add(1)
 		defer e.active.Add(-1)
+		if strings.HasSuffix(r.URL.Path, provisioning.PathValidate) {
+			e.prechecks.Lock()
+			e.prechecks.at = append(e.prechecks.at, time.Now())
+			e.prechecks.Unlock()
+		}
 		e.sim.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -740,6 +751,20 @@ type logLine struct {
 	OrderID   string    `json:"order_id"`
 	RetryIn   float64   `json:"retry_in"` // zerolog writes durations in milliseconds
 	Error     string    `json:"error"`
+}
+
+// prechecksAfter counts the precheck calls that arrived after t: the orders
+// started after t.
+func (e *env) prechecksAfter(t time.Time) int {
+	e.prechecks.Lock()
+	defer e.prechecks.Unlock()
+	n := 0
+	for _, at := range e.prechecks.at {
+		if at.After(t) {
+			n++
+		}
+	}
+	return n
 }
 
 // linesWith returns the log lines whose message starts with prefix.
