@@ -77,11 +77,30 @@ func checkDecodeOrder(t *testing.T, value []byte) {
 	if took := time.Since(start); took > decodeStallBudget {
 		t.Errorf("DecodeOrder took %v on %d bytes: a record must not stall the consumer", took, len(value))
 	}
+	checkQuickAgrees(t, value)
 	if err != nil {
 		checkInvalid(t, value, o, err)
 		return
 	}
 	checkValid(t, value, o)
+}
+
+// checkQuickAgrees checks that the quick check, where it is sure, says what
+// the full validator says: DecodeOrder trusts its valid without asking.
+func checkQuickAgrees(t *testing.T, value []byte) {
+	t.Helper()
+	doc, trailing, err := parseJSON(value)
+	if err != nil || trailing || !utf8.Valid(value) {
+		return
+	}
+	got := orderQuick(doc)
+	verr := orderSchema.Validate(doc)
+	switch {
+	case got == valid && verr != nil:
+		t.Errorf("the quick check accepts what the validator rejects: %v\ninput: %s", verr, value)
+	case got == invalid && verr == nil:
+		t.Errorf("the quick check rejects what the validator accepts\ninput: %s", value)
+	}
 }
 
 func checkInvalid(t *testing.T, value []byte, o Order, err error) {
