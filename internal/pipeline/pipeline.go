@@ -13,10 +13,12 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/rs/zerolog"
+	fastjson "github.com/segmentio/encoding/json"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/acme-sp/wholesale-provisioner/consumer"
@@ -416,14 +418,22 @@ func EventIDOf(msg kafka.Message) (string, error) {
 }
 
 // orderDigest identifies an order's content independently of its JSON layout
-// (field order, spacing): the digest of the decoded order re-encoded.
+// (field order, spacing): the digest of the decoded order re-encoded. The
+// encoding must stay byte for byte what encoding/json.Marshal writes, or event
+// ids change across releases: TestEventIDsStayTheSame pins them.
 func orderDigest(o schemas.Order) [sha256.Size]byte {
-	b, err := json.Marshal(o)
+	bp := digestBuffers.Get().(*[]byte)
+	defer digestBuffers.Put(bp)
+	// The flags are fastjson.Marshal's, which match encoding/json.Marshal.
+	b, err := fastjson.Append((*bp)[:0], o, fastjson.EscapeHTML|fastjson.SortMapKeys)
 	if err != nil {
 		return [sha256.Size]byte{} // cannot happen: a plain struct
 	}
+	*bp = b
 	return sha256.Sum256(b)
 }
+
+var digestBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // HeaderReplayCount counts how often a dead letter was replayed into the
 // orders topic; dlq replay sets it.

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -132,6 +134,38 @@ func TestProvisionedOrder(t *testing.T) {
 	}
 	if got.Status != schemas.StatusProvisioned || got.Subscriber.ID != "sub-1" || got.EventID != want || got.OrderID != o.OrderID {
 		t.Errorf("outcome = %+v", got)
+	}
+}
+
+// TestEventIDsStayTheSame pins the event ids of a few orders: a release that
+// changed them would answer a redelivered order under a new id, and consumers
+// of the outcome topic that deduplicate by id would see it twice.
+func TestEventIDsStayTheSame(t *testing.T) {
+	example, err := os.ReadFile("../../schemas/examples/subscriber-order.v1.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Characters encoding/json escapes (HTML, U+2028) and non-ASCII ones.
+	escaped := strings.Replace(string(example), `"John"`, `"Tom & <Jerry> \u2028 Žofie"`, 1)
+	for _, tc := range []struct{ file, value, want string }{
+		{file: "subscriber-order.v1.json", want: "b79fc3a4-b3e2-5cd4-af1f-ef1e5d3a1077"},
+		{file: "subscriber-order-meetings.v1.json", want: "f6e16c94-94e9-58d2-a6f4-243655640b9a"},
+		{file: "subscriber-order-new-customer.v1.json", want: "c7bce93d-f675-50ad-869d-c85cbc66ee71"},
+		{file: "escaped", value: escaped, want: "0d3e8c53-7644-5a00-b858-d4d513f59808"},
+	} {
+		value := []byte(tc.value)
+		if tc.value == "" {
+			if value, err = os.ReadFile(filepath.Join("../../schemas/examples", tc.file)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := EventIDOf(kafka.Message{Value: value})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.file, err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: event id %s, want %s as in earlier releases", tc.file, got, tc.want)
+		}
 	}
 }
 
