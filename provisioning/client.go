@@ -66,14 +66,15 @@ type ClientConfig struct {
 // retrying is the Workflow's job, so that there is exactly one retry layer. A
 // Client is safe for concurrent use.
 type Client struct {
-	base     *url.URL
-	basePath string
-	tokens   TokenSource
-	http     *http.Client
-	obo      string
-	ua       []string // the User-Agent header value, shared by every request
-	limiter  *Limiter
-	seq      atomic.Uint64
+	base        *url.URL
+	basePath    string
+	baseRawPath string
+	tokens      TokenSource
+	http        *http.Client
+	obo         string
+	ua          []string // the User-Agent header value, shared by every request
+	limiter     *Limiter
+	seq         atomic.Uint64
 }
 
 // NewClient returns a Client, or an error naming the setting to fix.
@@ -103,12 +104,13 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	host := u.Host
 	return &Client{
-		base:     u,
-		basePath: u.Path,
-		tokens:   cfg.Tokens,
-		obo:      cfg.OnBehalfOfSubPartnerOrgID,
-		ua:       []string{cfg.UserAgent},
-		limiter:  cfg.Limiter,
+		base:        u,
+		basePath:    u.Path,
+		baseRawPath: u.EscapedPath(),
+		tokens:      cfg.Tokens,
+		obo:         cfg.OnBehalfOfSubPartnerOrgID,
+		ua:          []string{cfg.UserAgent},
+		limiter:     cfg.Limiter,
 		http: &http.Client{
 			Transport: tr,
 			Timeout:   cfg.RequestTimeout,
@@ -155,7 +157,8 @@ func (c *Client) Provision(ctx context.Context, req ProvisionRequest) (Subscribe
 // GetSubscriber calls GET /wholesale/subscribers/{id}.
 func (c *Client) GetSubscriber(ctx context.Context, id string) (Subscriber, error) {
 	var out Subscriber
-	_, err := c.do(ctx, call{method: http.MethodGet, endpoint: PathSubscribers + "/{id}", path: PathSubscribers + "/" + url.PathEscape(id), idempotent: true}, &out)
+	_, err := c.do(ctx, call{method: http.MethodGet, endpoint: PathSubscribers + "/{id}", path: PathSubscribers + "/" + id,
+		rawPath: PathSubscribers + "/" + url.PathEscape(id), idempotent: true}, &out)
 	return out, err
 }
 
@@ -180,7 +183,8 @@ func (c *Client) FindSubscriber(ctx context.Context, customerID, email string) (
 type call struct {
 	method     string
 	endpoint   string // path template, safe to log and to use as a metric label
-	path       string
+	path       string // below the base URL, unescaped
+	rawPath    string // path escaped, when it holds an id: an id is one segment, whatever it holds
 	query      url.Values
 	idempotent bool
 	body       any
@@ -237,6 +241,9 @@ var jsonMediaType = []string{"application/json"}
 func (c *Client) send(ctx context.Context, cl call, out any, tok string) (int, error) {
 	u := *c.base
 	u.Path = c.basePath + cl.path
+	if cl.rawPath != "" {
+		u.RawPath = c.baseRawPath + cl.rawPath
+	}
 	q := cl.query
 	if c.obo != "" {
 		if q == nil {
@@ -255,10 +262,13 @@ func (c *Client) send(ctx context.Context, cl call, out any, tok string) (int, e
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, cl.method, u.String(), body)
+	// The request gets the URL built above: passing u.String() would have
+	// NewRequest parse again what was just printed.
+	req, err := http.NewRequestWithContext(ctx, cl.method, "/", body)
 	if err != nil {
 		return 0, fmt.Errorf("building %s %s request: %w", cl.method, cl.endpoint, err)
 	}
+	req.URL, req.Host = &u, u.Host
 	prefix, _ := ctx.Value(trackingKey{}).(string)
 	if prefix == "" {
 		prefix = "wholesale-provisioner"

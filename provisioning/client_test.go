@@ -84,3 +84,33 @@ func TestClientReadsAnswersWithALimit(t *testing.T) {
 		t.Fatal("a 4 MiB answer was read whole; want it cut at the 1 MiB limit (and so unreadable)")
 	}
 }
+
+// TestClientSendsTheURLItMeans checks the URLs on the wire: the base path
+// kept, a subscriber id escaped once (an id is opaque: "/", "%" and spaces
+// in it must reach Webex as the one path segment it is), and the
+// on-behalf-of query.
+func TestClientSendsTheURLItMeans(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Method+" "+r.RequestURI)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"x","items":[]}`))
+	}))
+	defer srv.Close()
+	c, err := NewClient(ClientConfig{BaseURL: srv.URL + "/v1", Tokens: StaticToken("s3cret-token"), OnBehalfOfSubPartnerOrgID: "org 1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, _ = c.GetSubscriber(ctx, "Y2lzY29zcGFyazovL3Vz")
+	_, _ = c.GetSubscriber(ctx, "a/b c%d")
+	_, _, _ = c.Provision(ctx, ProvisionRequest{CustomerID: "c-1", Email: "a@example.com", Packages: []string{"webex_calling"}})
+	want := []string{
+		"GET /v1/wholesale/subscribers/Y2lzY29zcGFyazovL3Vz?onBehalfOfSubPartnerOrgId=org+1",
+		"GET /v1/wholesale/subscribers/a%2Fb%20c%25d?onBehalfOfSubPartnerOrgId=org+1",
+		"POST /v1/wholesale/subscribers?onBehalfOfSubPartnerOrgId=org+1",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("requests:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -36,6 +36,36 @@ type Metrics struct {
 	commitTime   prometheus.Histogram
 	rebalances   prometheus.Counter
 	assigned     prometheus.Gauge
+
+	// calls caches the series of each (endpoint, method, status) of a Webex
+	// call: finding them by label values hashes the labels on every call.
+	calls sync.Map // callKey -> callSeries
+}
+
+type callKey struct {
+	endpoint, method string
+	status           int // 0 when the call got no answer
+}
+
+type callSeries struct {
+	duration prometheus.Observer
+	requests prometheus.Counter
+}
+
+func (m *Metrics) callSeries(k callKey) callSeries {
+	if s, ok := m.calls.Load(k); ok {
+		return s.(callSeries)
+	}
+	code := "error"
+	if k.status != 0 {
+		code = strconv.Itoa(k.status)
+	}
+	s := callSeries{
+		duration: m.duration.WithLabelValues(k.endpoint, k.method),
+		requests: m.requests.WithLabelValues(k.endpoint, k.method, code),
+	}
+	m.calls.Store(k, s)
+	return s
 }
 
 // New returns the metrics, registered with a registry of their own along with
@@ -121,13 +151,13 @@ func (m *Metrics) Transport(next http.RoundTripper) http.RoundTripper {
 	return roundTripper(func(r *http.Request) (*http.Response, error) {
 		start := time.Now()
 		resp, err := next.RoundTrip(r)
-		ep := endpoint(r.URL.Path)
-		m.duration.WithLabelValues(ep, r.Method).Observe(time.Since(start).Seconds())
-		code := "error"
+		k := callKey{endpoint: endpoint(r.URL.Path), method: r.Method}
 		if err == nil {
-			code = strconv.Itoa(resp.StatusCode)
+			k.status = resp.StatusCode
 		}
-		m.requests.WithLabelValues(ep, r.Method, code).Inc()
+		s := m.callSeries(k)
+		s.duration.Observe(time.Since(start).Seconds())
+		s.requests.Inc()
 		return resp, err
 	})
 }

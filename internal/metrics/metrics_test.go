@@ -1,0 +1,66 @@
+package metrics
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// TestTransportCountsCallsByTemplate checks the Webex call series: one per
+// endpoint template, method and status ("error" without an answer), with
+// subscriber ids folded into {id}, and a duration sample for every call.
+func TestTransportCountsCallsByTemplate(t *testing.T) {
+	m := New()
+	answers := map[string]int{"/v1/wholesale/subscribers/validate": 429, "/v1/wholesale/subscribers": 201}
+	tr := m.Transport(roundTripper(func(r *http.Request) (*http.Response, error) {
+		if strings.HasSuffix(r.URL.Path, "/broken") {
+			return nil, errors.New("connection reset")
+		}
+		status, ok := answers[r.URL.Path]
+		if !ok {
+			status = http.StatusOK
+		}
+		return &http.Response{StatusCode: status, Body: http.NoBody}, nil
+	}))
+	for _, c := range []struct{ method, path string }{
+		{"POST", "/v1/wholesale/subscribers/validate"},
+		{"POST", "/v1/wholesale/subscribers/validate"},
+		{"POST", "/v1/wholesale/subscribers"},
+		{"GET", "/v1/wholesale/subscribers/Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvMQ"},
+		{"GET", "/v1/wholesale/subscribers/Y2lzY29zcGFyazovL3VzL1NVQlNDUklCRVIvMg"},
+		{"GET", "/v1/wholesale/subscribers/broken"},
+	} {
+		req, err := http.NewRequest(c.method, "https://webexapis.example"+c.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = tr.RoundTrip(req)
+	}
+
+	for _, want := range []struct {
+		labels []string
+		n      float64
+	}{
+		{[]string{"/wholesale/subscribers/validate", "POST", "429"}, 2},
+		{[]string{"/wholesale/subscribers", "POST", "201"}, 1},
+		{[]string{"/wholesale/subscribers/{id}", "GET", "200"}, 2},
+		{[]string{"/wholesale/subscribers/{id}", "GET", "error"}, 1},
+	} {
+		if got := testutil.ToFloat64(m.requests.WithLabelValues(want.labels...)); got != want.n {
+			t.Errorf("webex_requests_total%v = %v, want %v", want.labels, got, want.n)
+		}
+	}
+	if n := testutil.CollectAndCount(m.requests); n != 4 {
+		t.Errorf("%d request series, want 4: ids must not become label values", n)
+	}
+	if n := testutil.CollectAndCount(m.duration); n != 3 {
+		t.Errorf("%d duration series, want 3 (one per endpoint and method)", n)
+	}
+	samples, err := testutil.GatherAndCount(m.reg, "provisioner_webex_request_duration_seconds")
+	if err != nil || samples != 3 {
+		t.Errorf("duration histograms: %d, %v", samples, err)
+	}
+}
