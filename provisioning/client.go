@@ -69,6 +69,7 @@ type Client struct {
 	base        *url.URL
 	basePath    string
 	baseRawPath string
+	timeout     time.Duration
 	tokens      TokenSource
 	http        *http.Client
 	obo         string
@@ -111,9 +112,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		obo:         cfg.OnBehalfOfSubPartnerOrgID,
 		ua:          []string{cfg.UserAgent},
 		limiter:     cfg.Limiter,
+		timeout:     cfg.RequestTimeout,
 		http: &http.Client{
 			Transport: tr,
-			Timeout:   cfg.RequestTimeout,
 			// A redirect to another host could carry the bearer token elsewhere.
 			CheckRedirect: func(req *http.Request, via []*http.Request) error {
 				if req.URL.Host != host {
@@ -262,10 +263,22 @@ func (c *Client) send(ctx context.Context, cl call, out any, tok string) (int, e
 		}
 		body = bytes.NewReader(b)
 	}
+	// Wait for the rate budget only now: building the body holds no slot, and
+	// the wait does not count against RequestTimeout.
+	release, err := c.limiter.Acquire(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("waiting for the Webex rate limit for %s %s: %w", cl.method, cl.endpoint, err)
+	}
+	// RequestTimeout is the request context's deadline, not http.Client's
+	// Timeout: through a wrapped transport (the metrics one) the client
+	// enforces its Timeout with two more goroutines and a timer per request.
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	// The request gets the URL built above: passing u.String() would have
 	// NewRequest parse again what was just printed.
 	req, err := http.NewRequestWithContext(ctx, cl.method, "/", body)
 	if err != nil {
+		release()
 		return 0, fmt.Errorf("building %s %s request: %w", cl.method, cl.endpoint, err)
 	}
 	req.URL, req.Host = &u, u.Host
@@ -283,12 +296,6 @@ func (c *Client) send(ctx context.Context, cl call, out any, tok string) (int, e
 	h["Trackingid"] = []string{tracking}
 	if body != nil {
 		h["Content-Type"] = jsonMediaType
-	}
-	// Wait for the rate budget only now: building the request holds no slot,
-	// and the wait does not count against RequestTimeout, which starts in Do.
-	release, err := c.limiter.Acquire(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("waiting for the Webex rate limit for %s %s: %w", cl.method, cl.endpoint, err)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

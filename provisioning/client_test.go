@@ -1,10 +1,12 @@
 package provisioning
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -114,3 +116,51 @@ func TestClientSendsTheURLItMeans(t *testing.T) {
 		t.Errorf("requests:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestClientTimeoutNeedsNoHelperGoroutines: http.Client enforces its own
+// Timeout on a wrapped transport (such as the metrics one) with two helper
+// goroutines and a timer per request; the client's deadline is the request
+// context's instead, which every transport honours.
+func TestClientTimeoutNeedsNoHelperGoroutines(t *testing.T) {
+	hold := make(chan struct{})
+	arrived := make(chan struct{}, 8)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-hold
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"x"}`))
+	}))
+	defer srv.Close()
+	wrapped := roundTripperFunc(http.DefaultTransport.RoundTrip)
+	c, err := NewClient(ClientConfig{BaseURL: srv.URL + "/v1", Tokens: StaticToken("s3cret-token"), Transport: wrapped, RequestTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 4)
+	for range 4 {
+		go func() {
+			_, err := c.GetSubscriber(context.Background(), "id-1")
+			done <- err
+		}()
+	}
+	for range 4 {
+		<-arrived
+	}
+	var stacks bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+	close(hold)
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, helper := range []string{"net/http.setRequestCancel", "net/http.awaitLegacyCancel"} {
+		if n := strings.Count(stacks.String(), helper); n > 0 {
+			t.Errorf("goroutines in %s while 4 requests were in flight (%d kinds), want none", helper, n)
+		}
+	}
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
