@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -397,15 +398,24 @@ func (p *Pipeline) logFinished(r *job, a answer, took time.Duration) {
 // outcomes topic can drop duplicates; a replayed dead letter, or a different
 // order that reused the id, yields a new one.
 func EventID(orderID string, digest [sha256.Size]byte, replay int) string {
-	h := sha1.New()
-	h.Write([]byte("wholesale-provisioner/outcome/v1\x00" + orderID + "\x00"))
-	h.Write(digest[:])
-	h.Write([]byte("\x00" + strconv.Itoa(replay)))
-	var sum [sha1.Size]byte
-	h.Sum(sum[:0])
+	var in [256]byte
+	b := append(in[:0], "wholesale-provisioner/outcome/v1\x00"...)
+	b = append(b, orderID...)
+	b = append(b, 0)
+	b = append(b, digest[:]...)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, int64(replay), 10)
+	sum := sha1.Sum(b)
 	sum[6] = (sum[6] & 0x0f) | 0x50
 	sum[8] = (sum[8] & 0x3f) | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", sum[0:4], sum[4:6], sum[6:8], sum[8:10], sum[10:16])
+	var id [36]byte
+	hex.Encode(id[0:8], sum[0:4])
+	hex.Encode(id[9:13], sum[4:6])
+	hex.Encode(id[14:18], sum[6:8])
+	hex.Encode(id[19:23], sum[8:10])
+	hex.Encode(id[24:36], sum[10:16])
+	id[8], id[13], id[18], id[23] = '-', '-', '-', '-'
+	return string(id[:])
 }
 
 // EventIDOf returns the event id the pipeline gives the outcome of msg.

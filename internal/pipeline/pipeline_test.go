@@ -167,6 +167,10 @@ func TestEventIDsStayTheSame(t *testing.T) {
 			t.Errorf("%s: event id %s, want %s as in earlier releases", tc.file, got, tc.want)
 		}
 	}
+	replayed := kafka.Message{Value: example, Headers: []kafka.Header{{Key: HeaderReplayCount, Value: []byte("2")}}}
+	if got, err := EventIDOf(replayed); err != nil || got != "274666f9-7e2e-53b4-a890-d02be101454b" {
+		t.Errorf("replayed twice: event id %s (%v), want 274666f9-7e2e-53b4-a890-d02be101454b as in earlier releases", got, err)
+	}
 }
 
 func TestEventIDIsDeterministicAndDistinct(t *testing.T) {
@@ -239,6 +243,21 @@ func TestSeenOrdersIsBounded(t *testing.T) {
 	}
 	if !s.conflicts("d", [32]byte{2}) || s.conflicts("d", d) {
 		t.Error("a recent id must be checked")
+	}
+	if len(s.byID) != 3 {
+		t.Errorf("%d ids remembered, want 3", len(s.byID))
+	}
+
+	// An id answered again counts from its latest answer.
+	s = newSeenOrders(3)
+	for _, id := range []string{"a", "b", "a", "c", "d"} {
+		s.add(id, d)
+	}
+	if !s.conflicts("a", [32]byte{2}) {
+		t.Error("a was answered third of five: it must still be remembered")
+	}
+	if s.conflicts("b", [32]byte{2}) {
+		t.Error("b is the oldest answer: it should have been forgotten")
 	}
 	if len(s.byID) != 3 {
 		t.Errorf("%d ids remembered, want 3", len(s.byID))

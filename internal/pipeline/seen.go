@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"container/list"
 	"crypto/sha256"
 	"sync"
 )
@@ -11,22 +10,25 @@ import (
 // oldest entries are forgotten) and per instance: a best-effort guard against a
 // billing system's mistake, not a registry. A nil *seenOrders remembers nothing.
 type seenOrders struct {
-	mu    sync.Mutex
-	max   int
-	byID  map[string]*list.Element
-	order *list.List // front: most recent
+	mu   sync.Mutex
+	byID map[string]seenEntry
+	// ring holds the ids in the order they were last answered; next is the
+	// slot the next one takes, forgetting the id there. A slot whose id was
+	// answered again later is stale: its entry points at the newer slot.
+	ring []string
+	next int
 }
 
 type seenEntry struct {
-	id     string
 	digest [sha256.Size]byte
+	slot   int
 }
 
 func newSeenOrders(max int) *seenOrders {
 	if max <= 0 {
 		return nil
 	}
-	return &seenOrders{max: max, byID: make(map[string]*list.Element), order: list.New()}
+	return &seenOrders{byID: make(map[string]seenEntry, max), ring: make([]string, max)}
 }
 
 // conflicts reports whether id was answered before for other content.
@@ -37,7 +39,7 @@ func (s *seenOrders) conflicts(id string, digest [sha256.Size]byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.byID[id]
-	return ok && e.Value.(*seenEntry).digest != digest
+	return ok && e.digest != digest
 }
 
 // add remembers that id was answered with content digest.
@@ -47,15 +49,10 @@ func (s *seenOrders) add(id string, digest [sha256.Size]byte) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.byID[id]; ok {
-		e.Value.(*seenEntry).digest = digest
-		s.order.MoveToFront(e)
-		return
+	if old := s.ring[s.next]; old != "" && s.byID[old].slot == s.next {
+		delete(s.byID, old)
 	}
-	s.byID[id] = s.order.PushFront(&seenEntry{id: id, digest: digest})
-	if s.order.Len() > s.max {
-		last := s.order.Back()
-		s.order.Remove(last)
-		delete(s.byID, last.Value.(*seenEntry).id)
-	}
+	s.ring[s.next] = id
+	s.byID[id] = seenEntry{digest: digest, slot: s.next}
+	s.next = (s.next + 1) % len(s.ring)
 }
