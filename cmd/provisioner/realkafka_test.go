@@ -196,7 +196,9 @@ func (h *harness) waitNoLag() {
 	h.t.Helper()
 	testkit.WaitFor(h.ctx, h.t, "committed offsets equal to end offsets", func() error {
 		for _, l := range h.lag() {
-			if l.Committed != l.End {
+			// Lag, not committed == end: a partition that never held a record
+			// has nothing to commit (a few orders' keys may all hash elsewhere).
+			if l.Lag != 0 {
 				return fmt.Errorf("partition %d: committed %d, end %d", l.Partition, l.Committed, l.End)
 			}
 		}
@@ -293,13 +295,17 @@ func TestRealKafkaOrdersInOutcomesOut(t *testing.T) {
 }
 
 func TestRealKafkaRestartResumesAfterLastCommit(t *testing.T) {
-	h := newHarness(t, 3, webexsim.Config{Latency: 2 * time.Millisecond}, true)
+	// 25 ms a call: the 400 orders take about 300 ms, so the first run is
+	// stopped with most of them to do. The stop is timed by the simulator,
+	// which sees each order at once, not by the outcomes read back, which
+	// arrive later (at 2 ms a call the whole run could be over by then).
+	h := newHarness(t, 3, webexsim.Config{Latency: 25 * time.Millisecond}, true)
 	msgs, want := h.orders(400)
 	outs := h.collect(h.cfg.OutcomesTopic)
 	stopA := h.start("first")
 	h.publish(msgs)
-	testkit.WaitFor(h.ctx, t, "a third of the outcomes", func() error {
-		if n := len(distinctOrders(t, outs.snapshot())); n < len(want)/3 {
+	testkit.WaitFor(h.ctx, t, "a third of the orders at the create call", func() error {
+		if n := h.sim.Stats().CreateCalls; n < int64(len(want)/3) {
 			return fmt.Errorf("%d", n)
 		}
 		return nil
