@@ -48,6 +48,33 @@ func (v verdict) and(w verdict) verdict {
 	}
 }
 
+// every combines n verdicts that must all hold (allOf, items, the keywords of
+// one schema): invalid as soon as one is, else unsure if one is.
+func every(n int, judge func(i int) verdict) verdict {
+	result := valid
+	for i := range n {
+		if result = result.and(judge(i)); result == invalid {
+			break
+		}
+	}
+	return result
+}
+
+// some combines n verdicts of which one must hold (anyOf, contains): valid as
+// soon as one is, else unsure if one is, else invalid.
+func some(n int, judge func(i int) verdict) verdict {
+	result := invalid
+	for i := range n {
+		switch judge(i) {
+		case valid:
+			return valid
+		case unsure:
+			result = unsure
+		}
+	}
+	return result
+}
+
 // quickCheck is a compiled schema: it judges one value of a document parsed
 // with json.Number for numbers.
 type quickCheck func(v any) verdict
@@ -152,13 +179,7 @@ func (c *quickCompiler) compileObject(s map[string]any, at string) (quickCheck, 
 		}
 	}
 	return func(v any) verdict {
-		result := valid
-		for _, k := range checks {
-			if result = result.and(k(v)); result == invalid {
-				break
-			}
-		}
-		return result
+		return every(len(checks), func(i int) verdict { return checks[i](v) })
 	}, nil
 }
 
@@ -530,17 +551,8 @@ func (c *quickCompiler) itemsCheck(arg any, where string) (quickCheck, error) {
 		return nil, err
 	}
 	return func(v any) verdict {
-		a, ok := v.([]any)
-		if !ok {
-			return valid
-		}
-		result := valid
-		for _, e := range a {
-			if result = result.and(item(e)); result == invalid {
-				return invalid
-			}
-		}
-		return result
+		a, _ := v.([]any) // not an array: nothing to check
+		return every(len(a), func(i int) verdict { return item(a[i]) })
 	}, nil
 }
 
@@ -554,16 +566,7 @@ func (c *quickCompiler) containsCheck(arg any, where string) (quickCheck, error)
 		if !ok {
 			return valid
 		}
-		result := invalid
-		for _, e := range a {
-			switch item(e) {
-			case valid:
-				return valid
-			case unsure:
-				result = unsure
-			}
-		}
-		return result
+		return some(len(a), func(i int) verdict { return item(a[i]) })
 	}, nil
 }
 
@@ -580,28 +583,12 @@ func (c *quickCompiler) listCheck(keyword string, arg any, where string) (quickC
 		}
 		subs[i] = k
 	}
-	if keyword == "allOf" {
-		return func(v any) verdict {
-			result := valid
-			for _, k := range subs {
-				if result = result.and(k(v)); result == invalid {
-					return invalid
-				}
-			}
-			return result
-		}, nil
+	combine := every
+	if keyword == "anyOf" {
+		combine = some
 	}
-	return func(v any) verdict { // anyOf
-		result := invalid
-		for _, k := range subs {
-			switch k(v) {
-			case valid:
-				return valid
-			case unsure:
-				result = unsure
-			}
-		}
-		return result
+	return func(v any) verdict {
+		return combine(len(subs), func(i int) verdict { return subs[i](v) })
 	}, nil
 }
 

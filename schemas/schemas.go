@@ -52,7 +52,9 @@ func mustCompile(file, id string) *jsonschema.Schema {
 	return sch
 }
 
-func compile(file, id string) (*jsonschema.Schema, error) {
+// readSchema parses one embedded schema as the validator reads JSON (numbers
+// as json.Number), so that the validator and the quick check see the same.
+func readSchema(file string) (any, error) {
 	data, err := schemaFiles.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("reading schema: %w", err)
@@ -60,6 +62,14 @@ func compile(file, id string) (*jsonschema.Schema, error) {
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("parsing schema: %w", err)
+	}
+	return doc, nil
+}
+
+func compile(file, id string) (*jsonschema.Schema, error) {
+	doc, err := readSchema(file)
+	if err != nil {
+		return nil, err
 	}
 	if got, _ := doc.(map[string]any)["$id"].(string); got != id {
 		return nil, fmt.Errorf("checking schema: $id is %q, want %q", got, id)
@@ -83,14 +93,9 @@ func compile(file, id string) (*jsonschema.Schema, error) {
 }
 
 func compileQuickFile(file string) (quickCheck, error) {
-	data, err := schemaFiles.ReadFile(file)
+	doc, err := readSchema(file)
 	if err != nil {
-		return nil, fmt.Errorf("reading schema: %w", err)
-	}
-	// Parsed as the validator parses it, so that both see the same numbers.
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("parsing schema: %w", err)
+		return nil, err
 	}
 	root, ok := doc.(map[string]any)
 	if !ok {
