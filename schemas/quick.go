@@ -14,8 +14,8 @@ import (
 // schema stays the one source of the rules. It exists because the validator
 // (santhosh-tekuri/jsonschema) spends about 11 µs and 120 allocations on a
 // valid order, most of them for error bookkeeping and exact number
-// arithmetic that a valid order does not need; the quick check spends well
-// under a microsecond.
+// arithmetic that a valid order does not need; the quick check spends about
+// 2 µs and allocates nothing.
 //
 // It is three-valued so that it can be exact where it answers and modest where
 // it cannot: valid and invalid are certain, unsure is not (a format it checks
@@ -156,9 +156,7 @@ func (c *quickCompiler) compileObject(s map[string]any, at string) (quickCheck, 
 		case "if":
 			err = add(c.conditionCheck(s, at))
 		case "then", "else":
-			if _, ok := s["if"]; !ok {
-				continue // ignored without if, as the specification says
-			}
+			// Compiled with if; ignored without it, as the specification says.
 		case "$ref":
 			err = add(c.refCheck(arg, where))
 		default:
@@ -583,12 +581,15 @@ func (c *quickCompiler) listCheck(keyword string, arg any, where string) (quickC
 		}
 		subs[i] = k
 	}
-	combine := every
+	// Two closures rather than one calling a chosen combinator: called
+	// through a variable, the judge closure would be allocated on every call.
 	if keyword == "anyOf" {
-		combine = some
+		return func(v any) verdict {
+			return some(len(subs), func(i int) verdict { return subs[i](v) })
+		}, nil
 	}
 	return func(v any) verdict {
-		return combine(len(subs), func(i int) verdict { return subs[i](v) })
+		return every(len(subs), func(i int) verdict { return subs[i](v) })
 	}, nil
 }
 
