@@ -174,14 +174,7 @@ func (s *scheduler) waitGate(it *item, p *partition) bool {
 	if closed(open) {
 		return true
 	}
-	s.park()
-	defer s.unpark()
-	select {
-	case <-p.stop:
-		return false
-	case <-open:
-		return true
-	}
+	return parkUntil(s, p, open)
 }
 
 // run handles one record until it is finished, or abandons it when its
@@ -257,14 +250,20 @@ func (s *scheduler) run(it *item, q *keyQueue) {
 
 // sleep waits d without counting as busy; false when the partition is given up.
 func (s *scheduler) sleep(p *partition, d time.Duration) bool {
-	s.park()
-	defer s.unpark()
 	t := time.NewTimer(d)
 	defer t.Stop()
+	return parkUntil(s, p, t.C)
+}
+
+// parkUntil waits for ch parked, so that another worker may take the ready
+// keys meanwhile; false when the partition is given up first.
+func parkUntil[T any](s *scheduler, p *partition, ch <-chan T) bool {
+	s.park()
+	defer s.unpark()
 	select {
 	case <-p.stop:
 		return false
-	case <-t.C:
+	case <-ch:
 		return true
 	}
 }
@@ -306,9 +305,14 @@ func (h *heldSlot) done() {
 	case h.held:
 		h.giveBack()
 	case h.yielded:
-		h.yielded = false
-		h.s.unpark()
+		h.resume()
 	}
+}
+
+// resume ends the parking that the first Release started.
+func (h *heldSlot) resume() {
+	h.yielded = false
+	h.s.unpark()
 }
 
 func (h *heldSlot) giveBack() {
@@ -322,8 +326,7 @@ func (h *heldSlot) Acquire(ctx context.Context) error {
 		return nil
 	}
 	if h.yielded {
-		h.yielded = false
-		h.s.unpark()
+		h.resume()
 	}
 	select {
 	case <-ctx.Done():
