@@ -5,12 +5,28 @@ package testkit
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/acme-sp/wholesale-provisioner/consumer"
 )
+
+// CaughtUp returns nil when no partition lags, else names the first that does.
+// It reads the lag, not committed == end: a partition that never held a record
+// has no committed offset and nothing to commit (a few orders' keys may all
+// hash to the other partitions).
+func CaughtUp(ls []consumer.PartitionLag) error {
+	for _, l := range ls {
+		if l.Lag != 0 {
+			return fmt.Errorf("partition %d: committed %d, end %d", l.Partition, l.Committed, l.End)
+		}
+	}
+	return nil
+}
 
 // WaitFor calls check every 50 ms until it returns nil, and fails the test
 // with check's last error, naming what, when ctx ends first.
