@@ -150,9 +150,9 @@ type LimiterStats struct {
 	// concurrency slot or the rate; WaitTime is the time they waited in all.
 	Waits    int64
 	WaitTime time.Duration
-	// Throttled counts the 429 and 423 answers observed; Pauses counts those
-	// that started or lengthened the shared pause; Decreases counts the times
-	// the adaptive rate was lowered.
+	// Throttled counts the 429 answers observed; Pauses counts those that
+	// started or lengthened the shared pause; Decreases counts the times the
+	// adaptive rate was lowered.
 	Throttled int64
 	Pauses    int64
 	Decreases int64
@@ -351,25 +351,26 @@ func (l *Limiter) releaseSlot() {
 }
 
 // Observe is told the answer of each call: its HTTP status (0 when no answer
-// came) and its Retry-After (0 when absent). A 429 or 423 with a Retry-After
-// pauses every caller until then, capped at MaxPause; a pause is lengthened,
-// never shortened. A 429 lowers an adaptive rate; other answers below 500 let
-// it grow.
+// came) and its Retry-After (0 when absent). A 429 with a Retry-After pauses
+// every caller until then, capped at MaxPause; a pause is lengthened, never
+// shortened. A 429 lowers an adaptive rate; other answers below 500 let it
+// grow. A 423 is about one resource, not the budget: it pauses nobody here
+// (the call that met it waits on its own).
 func (l *Limiter) Observe(status int, retryAfter time.Duration) {
 	if l == nil {
 		return
 	}
 	// Most answers change nothing: do not even read the clock for them.
-	if status == http.StatusTooManyRequests || status == http.StatusLocked || l.cfg.Adaptive {
+	if status == http.StatusTooManyRequests || l.cfg.Adaptive {
 		l.observeAt(l.nanos(), status, retryAfter)
 	}
 }
 
 func (l *Limiter) observeAt(now int64, status int, retryAfter time.Duration) {
 	switch {
-	case status == http.StatusTooManyRequests || status == http.StatusLocked:
+	case status == http.StatusTooManyRequests:
 		l.throttled.Add(1)
-		cut := l.cfg.Adaptive && status == http.StatusTooManyRequests
+		cut := l.cfg.Adaptive
 		if !cut && retryAfter <= 0 {
 			return
 		}

@@ -124,14 +124,16 @@ func TestLimiterPauseArithmetic(t *testing.T) {
 	l.Observe(http.StatusTooManyRequests, time.Second)
 	want("shorter pause", t0.Add(2*time.Second))
 	l.Observe(http.StatusLocked, 3*time.Second)
-	want("423 lengthens", t0.Add(3500*time.Millisecond))
+	want("a 423 is one resource's: it pauses nobody", t0.Add(2*time.Second))
+	l.Observe(http.StatusTooManyRequests, 3*time.Second)
+	want("429 lengthens", t0.Add(3500*time.Millisecond))
 	l.Observe(http.StatusTooManyRequests, time.Hour)
 	want("capped", t0.Add(10500*time.Millisecond))
 	clk.Advance(10 * time.Second)
 	want("over", time.Time{})
 	st := l.Stats()
 	if st.Throttled != 5 || st.Pauses != 3 || st.Decreases != 0 {
-		t.Errorf("stats %+v: want 5 throttled, 3 pauses, no decrease", st)
+		t.Errorf("stats %+v: want 5 throttled (429s), 3 pauses, no decrease", st)
 	}
 }
 
@@ -206,8 +208,8 @@ func TestLimiterAdaptiveArithmetic(t *testing.T) {
 		l.Observe(http.StatusTooManyRequests, 0)
 	}
 	rateIs("floor", 10)
-	if st := l.Stats(); st.Decreases < 3 || st.Throttled != 25 {
-		t.Errorf("stats %+v", st)
+	if st := l.Stats(); st.Decreases < 3 || st.Throttled != 24 {
+		t.Errorf("stats %+v: want 24 throttled (the 429s; the 423 is not the budget's)", st)
 	}
 
 	// The cap: a limiter at Rate does not grow past it.
@@ -735,47 +737,77 @@ func TestLimiterAcquireHonoursContext(t *testing.T) {
 
 // TestClientLimiter checks the plumbing in Client.do: a cancelled wait is the
 // context's error, not a transport error, and nothing is sent; a 429 pauses the
-// next call; a 423 does too.
+// next call of every caller.
 func TestClientLimiter(t *testing.T) {
 	var calls atomic.Int64
-	var status atomic.Int64
-	status.Store(http.StatusTooManyRequests)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		w.Header().Set("Retry-After", "60")
-		w.WriteHeader(int(status.Load()))
+		w.WriteHeader(http.StatusTooManyRequests)
 	})
-	for _, st := range []int{http.StatusTooManyRequests, http.StatusLocked} {
-		status.Store(int64(st))
-		calls.Store(0)
-		lim := NewLimiter(LimiterConfig{})
-		c := newLimitedClient(t, h, lim)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := c.GetSubscriber(ctx, "sub-1")
-		cancel()
-		var api *APIError
-		if !errors.As(err, &api) || api.StatusCode != st || api.RetryAfter != time.Minute {
-			t.Fatalf("%d: first call: %v", st, err)
+	lim := NewLimiter(LimiterConfig{})
+	c := newLimitedClient(t, h, lim)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, err := c.GetSubscriber(ctx, "sub-1")
+	cancel()
+	var api *APIError
+	if !errors.As(err, &api) || api.StatusCode != http.StatusTooManyRequests || api.RetryAfter != time.Minute {
+		t.Fatalf("first call: %v", err)
+	}
+	if until := lim.Stats().PausedUntil; time.Until(until) < 59*time.Second {
+		t.Errorf("paused until %v, want a minute from now", until)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_, _, err = c.Provision(ctx, ProvisionRequest{CustomerID: "c", Email: "a@acme.example"})
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v, want the context's error", err)
+	}
+	var tr *TransportError
+	if errors.As(err, &tr) || errors.As(err, &api) {
+		t.Errorf("a call that waited for the limiter and was never sent is reported as %T", err)
+	}
+	if d := Classify(err); d.Class != Transient {
+		t.Errorf("classified %+v", d)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d calls reached the server, want 1", n)
+	}
+}
+
+// TestClientLockedPausesNobody: a 423 says one resource is busy ("the
+// requested resource is temporarily unavailable"), so the call that met it
+// carries its Retry-After for its own retry, and every other call goes on.
+func TestClientLockedPausesNobody(t *testing.T) {
+	var calls atomic.Int64
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.Header().Set("Retry-After", "60")
+			w.WriteHeader(http.StatusLocked)
+			return
 		}
-		if until := lim.Stats().PausedUntil; time.Until(until) < 59*time.Second {
-			t.Errorf("%d: paused until %v, want a minute from now", st, until)
-		}
-		ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
-		_, _, err = c.Provision(ctx, ProvisionRequest{CustomerID: "c", Email: "a@acme.example"})
-		cancel()
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("%d: err = %v, want the context's error", st, err)
-		}
-		var tr *TransportError
-		if errors.As(err, &tr) || errors.As(err, &api) {
-			t.Errorf("%d: a call that waited for the limiter and was never sent is reported as %T", st, err)
-		}
-		if d := Classify(err); d.Class != Transient {
-			t.Errorf("%d: classified %+v", st, d)
-		}
-		if n := calls.Load(); n != 1 {
-			t.Errorf("%d: %d calls reached the server, want 1", st, n)
-		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"sub-2","status":"provisioned"}`))
+	})
+	lim := NewLimiter(LimiterConfig{})
+	c := newLimitedClient(t, h, lim)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := c.GetSubscriber(ctx, "sub-1")
+	var api *APIError
+	if !errors.As(err, &api) || api.StatusCode != http.StatusLocked || api.RetryAfter != time.Minute {
+		t.Fatalf("first call: %v", err)
+	}
+	if d := Classify(err); d.Class != Transient || d.RetryAfter != time.Minute {
+		t.Errorf("the 423 is classified %+v, want transient with its own Retry-After", d)
+	}
+	if until := lim.Stats().PausedUntil; !until.IsZero() {
+		t.Errorf("a 423 paused every caller until %v", until)
+	}
+	other, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel2()
+	if _, err := c.GetSubscriber(other, "sub-2"); err != nil {
+		t.Errorf("another call after a 423: %v, want it sent at once", err)
 	}
 }
 

@@ -292,7 +292,7 @@ var (
 	descLimWaits    = prometheus.NewDesc(ns+"_webex_rate_limiter_waits_total", "Webex calls that had to wait for the shared rate budget.", nil, nil)
 	descLimWaitSecs = prometheus.NewDesc(ns+"_webex_rate_limiter_wait_seconds_total", "Time Webex calls spent waiting for the shared rate budget.", nil, nil)
 	descLimRate     = prometheus.NewDesc(ns+"_webex_rate_limit_requests_per_second", "The request rate the limiter allows now (0: unlimited).", nil, nil)
-	descLimThrottle = prometheus.NewDesc(ns+"_webex_throttled_total", "429 and 423 answers seen by the limiter.", nil, nil)
+	descLimThrottle = prometheus.NewDesc(ns+"_webex_throttled_total", "429 answers seen by the limiter.", nil, nil)
 	descLimPauses   = prometheus.NewDesc(ns+"_webex_pauses_total", "Shared pauses started by a Retry-After.", nil, nil)
 	descLimInProg   = prometheus.NewDesc(ns+"_webex_requests_in_progress", "Webex calls in progress.", nil, nil)
 )
