@@ -111,17 +111,20 @@ type Decision struct {
 }
 
 // Classify is the one place where errors of the Webex API and its transport get
-// their class. See NOTES.md of the API pages: 429/423 wait for Retry-After; 5xx and
-// transport failures are transient, but a create that may have reached the server
-// has an unknown fate; 401 is a configuration fault; other 4xx are permanent.
+// their class. See NOTES.md of the API pages: 429/423 wait for Retry-After (a
+// 429 pauses every caller, a 423 only the call that met it); 5xx and transport
+// failures are transient, but a create that may have reached the server has an
+// unknown fate; 401, and a 403 that customer after customer meets
+// (ForbiddenFault), are configuration faults; other 4xx are permanent.
 func Classify(err error) Decision {
 	var api *APIError
 	var tr *TransportError
 	var tok *TokenError
+	var denied *ForbiddenFault
 	switch {
 	case err == nil:
 		return Decision{}
-	case errors.As(err, &tok):
+	case errors.As(err, &tok), errors.As(err, &denied):
 		return Decision{Class: ConfigFault}
 	case errors.As(err, &api):
 		return classifyStatus(api)

@@ -80,15 +80,9 @@ type Client struct {
 
 // NewClient returns a Client, or an error naming the setting to fix.
 func NewClient(cfg ClientConfig) (*Client, error) {
-	if cfg.BaseURL == "" {
-		return nil, errors.New("webex base URL is empty")
-	}
-	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, fmt.Errorf("webex base URL %q is not an absolute URL like https://webexapis.com/v1", cfg.BaseURL)
-	}
-	if u.Scheme != "https" && u.Scheme != "http" {
-		return nil, fmt.Errorf("webex base URL %q must use https (or http for a local simulator)", cfg.BaseURL)
+	u, err := ParseBaseURL(cfg.BaseURL)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Tokens == nil {
 		return nil, errors.New("no Webex token source configured")
@@ -127,6 +121,45 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 			},
 		},
 	}, nil
+}
+
+// ParseBaseURL checks that s looks like the root of the API: an absolute
+// http(s) URL whose path ends with the version, such as
+// https://webexapis.com/v1. Without the version every call would be answered
+// 404, which reads like a missing subscriber rather than a wrong setting.
+func ParseBaseURL(s string) (*url.URL, error) {
+	if s == "" {
+		return nil, errors.New("webex base URL is empty")
+	}
+	u, err := url.Parse(strings.TrimRight(s, "/"))
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("webex base URL %q is not an absolute URL like https://webexapis.com/v1", s)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return nil, fmt.Errorf("webex base URL %q must use https (or http for a local simulator)", s)
+	}
+	if !isVersionPath(u.Path) {
+		return nil, fmt.Errorf("webex base URL %q does not look like an API root: it must end with the API version, like https://webexapis.com/v1 (or http://127.0.0.1:8080/v1 for the simulator)", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("webex base URL %q must not have a query or a fragment", s)
+	}
+	return u, nil
+}
+
+// isVersionPath reports whether path ends with a segment v<digits>.
+func isVersionPath(path string) bool {
+	i := strings.LastIndexByte(path, '/')
+	seg := path[i+1:]
+	if i < 0 || len(seg) < 2 || seg[0] != 'v' {
+		return false
+	}
+	for _, c := range seg[1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // NewTransport returns the HTTP transport a Client uses by default: enough idle
@@ -328,13 +361,13 @@ func (c *Client) send(ctx context.Context, cl call, out any, tok string) (int, e
 	return resp.StatusCode, nil
 }
 
-// observe tells the limiter the answer, with the Retry-After of a 429 or 423.
+// observe tells the limiter the answer, with the Retry-After of a 429.
 func (c *Client) observe(resp *http.Response) {
 	if c.limiter == nil {
 		return
 	}
 	var wait time.Duration
-	if s := resp.StatusCode; s == http.StatusTooManyRequests || s == http.StatusLocked {
+	if resp.StatusCode == http.StatusTooManyRequests {
 		wait = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	c.limiter.Observe(resp.StatusCode, wait)

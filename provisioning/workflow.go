@@ -45,6 +45,12 @@ type WorkflowConfig struct {
 	StatusPollInterval time.Duration
 	// StatusMaxWait bounds how long a subscriber in progress is followed. Default 5m.
 	StatusMaxWait time.Duration
+	// ForbiddenCustomers is how many different customers must meet a 403 on
+	// one step, with no success of that step between them, before the 403s
+	// count as the partner's configuration fault (a missing wxc-wholesale
+	// entitlement, a token without the wholesale write scope) rather than
+	// each order's: then no order is failed for it any more. Default 3.
+	ForbiddenCustomers int
 	// OnRetry, when set, is called before each retry of a step with the error
 	// and the server's Retry-After (for metrics). It must be quick.
 	OnRetry func(step Step, err error, retryAfter time.Duration)
@@ -69,19 +75,23 @@ func (c *WorkflowConfig) setDefaults() {
 	if c.StatusMaxWait <= 0 {
 		c.StatusMaxWait = 5 * time.Minute
 	}
+	if c.ForbiddenCustomers <= 0 {
+		c.ForbiddenCustomers = 3
+	}
 }
 
 // Workflow runs one order through precheck, provision and status. It is safe for
 // concurrent use by many orders.
 type Workflow struct {
-	api *Client
-	cfg WorkflowConfig
+	api       *Client
+	cfg       WorkflowConfig
+	forbidden *forbiddenStreaks
 }
 
 // NewWorkflow returns a Workflow that calls the API through c.
 func NewWorkflow(c *Client, cfg WorkflowConfig) *Workflow {
 	cfg.setDefaults()
-	return &Workflow{api: c, cfg: cfg}
+	return &Workflow{api: c, cfg: cfg, forbidden: newForbiddenStreaks(cfg.ForbiddenCustomers)}
 }
 
 // Result is a successful end of the workflow: the subscriber is provisioned, or
@@ -90,9 +100,16 @@ type Result struct {
 	// Status is schemas.StatusProvisioned or schemas.StatusPendingUserAction.
 	Status     schemas.OutcomeStatus
 	Subscriber Subscriber
-	// AlreadyExisted is true when the subscriber was found by a lookup (a
-	// duplicate, or a create whose answer was lost) rather than returned by our create.
+	// FoundByLookup is true when a lookup found the subscriber (a duplicate,
+	// or a create whose answer was lost) rather than our create returning it.
+	FoundByLookup bool
+	// AlreadyExisted is true when the subscriber existed before this order:
+	// found by a lookup, with no create of this delivery that may have made
+	// it, and created (as Webex says) before the order occurred.
 	AlreadyExisted bool
+	// Precheck is the answer of the precheck when it passed; nil when the
+	// precheck found the subscriber already there.
+	Precheck *PrecheckResponse
 	// Attempts counts the API calls made.
 	Attempts int
 }
@@ -162,22 +179,44 @@ type run struct {
 }
 
 func (r *run) provision(ctx context.Context) (Result, error) {
-	existing, err := r.precheck(ctx)
+	passed, existing, err := r.precheck(ctx)
 	if err != nil {
 		return Result{}, err
 	}
 	var res Result
 	if existing != nil {
-		res = Result{Subscriber: *existing, AlreadyExisted: true}
+		res = r.found(*existing, false)
 	} else if res, err = r.create(ctx); err != nil {
 		return Result{}, err
 	}
+	res.Precheck = passed
 	return r.follow(ctx, res)
 }
 
-// precheck runs the provisioning precheck. When it says the email is already a
-// user, it looks the subscriber up and returns it if it is this customer's.
-func (r *run) precheck(ctx context.Context) (*Subscriber, error) {
+// found is the result of a subscriber found by a lookup. mayBeOurs says
+// that this delivery sent a create that may have made it; otherwise it
+// counts as made by this order (an earlier delivery of it) when Webex
+// created it after the order's time, and as pre-existing when before or
+// when Webex does not say.
+func (r *run) found(sub Subscriber, mayBeOurs bool) Result {
+	existed := !mayBeOurs
+	if existed {
+		created, err := time.Parse(time.RFC3339Nano, sub.Created)
+		existed = err != nil || created.Add(ClockSkew).Before(r.o.OccurredAt)
+	}
+	return Result{Subscriber: sub, FoundByLookup: true, AlreadyExisted: existed}
+}
+
+// ClockSkew is how far Webex's clock (a subscriber's created time) and the
+// billing system's (an order's occurredAt) may disagree when the two are
+// compared: a subscriber created up to this long before the order counts
+// as the order's own.
+const ClockSkew = 5 * time.Second
+
+// precheck runs the provisioning precheck and returns its answer when it
+// passed. When it says the email is already a user, it looks the subscriber
+// up and returns it instead, if it is this customer's.
+func (r *run) precheck(ctx context.Context) (*PrecheckResponse, *Subscriber, error) {
 	req := PrecheckRequest{
 		ProvisioningID: r.o.ProvisioningID,
 		CustomerID:     r.o.CustomerID,
@@ -200,23 +239,21 @@ func (r *run) precheck(ctx context.Context) (*Subscriber, error) {
 	var api *APIError
 	switch {
 	case err == nil:
-		if precheckPassed(resp) {
-			return nil, nil
-		}
-		return nil, &Error{Class: Permanent, Reason: schemas.ReasonPrecheckRejected, Step: StepPrecheck,
-			Message: "precheck did not pass: " + describePrecheck(resp), Errors: precheckErrors(resp)}
+		// Any 2xx is a pass: Webex gives an information code for every
+		// success, not only 100, and a failure is an error answer.
+		return &resp, nil, nil
 	case errors.As(err, &api) && isDuplicate(api):
 		sub, lerr := r.findExisting(ctx)
 		if lerr != nil {
-			return nil, lerr
+			return nil, nil, lerr
 		}
 		if sub == nil {
-			return nil, &Error{Class: Permanent, Reason: schemas.ReasonPrecheckRejected, Step: StepPrecheck,
+			return nil, nil, &Error{Class: Permanent, Reason: schemas.ReasonPrecheckRejected, Step: StepPrecheck,
 				Message: "the email belongs to a user outside this customer", Err: err}
 		}
-		return sub, nil
+		return nil, sub, nil
 	default:
-		return nil, r.fail(StepPrecheck, schemas.ReasonPrecheckRejected, err)
+		return nil, nil, r.fail(StepPrecheck, schemas.ReasonPrecheckRejected, err)
 	}
 }
 
@@ -232,7 +269,8 @@ func (r *run) create(ctx context.Context) (Result, error) {
 	}
 	var (
 		res        Result
-		lookUp     bool // the last create may have taken effect
+		lookUp     bool // look the subscriber up before any new create
+		uncertain  bool // a create of this delivery may have taken effect
 		duplicated bool // the API said the email is taken
 	)
 	err := r.retry(ctx, StepProvision, func() error {
@@ -243,7 +281,7 @@ func (r *run) create(ctx context.Context) (Result, error) {
 			}
 			lookUp = false
 			if sub != nil {
-				res = Result{Subscriber: *sub, AlreadyExisted: true}
+				res = r.found(*sub, uncertain)
 				return nil
 			}
 			if duplicated {
@@ -264,7 +302,7 @@ func (r *run) create(ctx context.Context) (Result, error) {
 			return errRetryNow
 		}
 		if Classify(err).UnknownFate {
-			lookUp = true
+			lookUp, uncertain = true, true
 		}
 		return err
 	})
@@ -385,7 +423,7 @@ func (r *run) retry(ctx context.Context, step Step, op func() error) error {
 			}
 			waited = false
 		}
-		err := op()
+		err := r.w.forbidden.check(step, r.o.CustomerID, op())
 		if err == nil || errors.Is(err, errRetryNow) {
 			hinted.now = err != nil
 			return err
@@ -407,12 +445,16 @@ func (r *run) retry(ctx context.Context, step Step, op func() error) error {
 		// A retrying order waits without holding a worker the others need.
 		yield.Release(ctx)
 		waited = true
-		ev := log.Warn().Str("step", string(step)).Dur("wait", wait).Int("attempts", r.attempts)
+		ev := log.Warn().Str("step", string(step)).Dur("wait_ms", wait).Int("attempts", r.attempts)
 		var api *APIError
 		if errors.As(err, &api) {
-			ev = ev.Int("http_status", api.StatusCode).Str("tracking_id", api.TrackingID).Dur("retry_after", api.RetryAfter)
+			ev = ev.Int("http_status", api.StatusCode).Str("tracking_id", api.TrackingID).Dur("retry_after_ms", api.RetryAfter)
 		}
-		ev.Err(err).Msg("transient Webex error, retrying")
+		msg := "transient Webex error, retrying"
+		if step == StepProvision && Classify(err).UnknownFate {
+			msg = "the create's answer was lost (it may have taken effect); looking the subscriber up before any new create"
+		}
+		ev.Err(err).Msg(msg)
 		if r.w.cfg.OnRetry != nil {
 			r.w.cfg.OnRetry(step, err, Classify(err).RetryAfter)
 		}
@@ -477,34 +519,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 func isDuplicate(e *APIError) bool {
 	return e.StatusCode == http.StatusConflict || e.HasCode(CodeEmailInUse)
-}
-
-func precheckPassed(p PrecheckResponse) bool {
-	for _, in := range p.Info {
-		if in.InfoCode != PrecheckSuccessCode {
-			return false
-		}
-	}
-	if len(p.Info) > 0 {
-		return true
-	}
-	return strings.EqualFold(p.Message, "success")
-}
-
-func describePrecheck(p PrecheckResponse) string {
-	parts := []string{p.Message}
-	for _, in := range p.Info {
-		parts = append(parts, fmt.Sprintf("[%d: %s]", in.InfoCode, in.Description))
-	}
-	return strings.TrimSpace(strings.Join(parts, " "))
-}
-
-func precheckErrors(p PrecheckResponse) []ErrorItem {
-	var out []ErrorItem
-	for _, in := range p.Info {
-		out = append(out, ErrorItem{ErrorCode: in.InfoCode, Description: in.Description})
-	}
-	return out
 }
 
 func subscriberPackages(s Subscriber) []string {

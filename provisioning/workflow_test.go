@@ -1,14 +1,20 @@
 package provisioning_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
 	"github.com/acme-sp/wholesale-provisioner/provisioning"
@@ -163,20 +169,21 @@ func TestWorkflowPrecheckRejection(t *testing.T) {
 	}
 }
 
-func TestWorkflowPrecheckNonSuccessAnswer(t *testing.T) {
-	icpt := func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
-		if !isCall(r, http.MethodPost, "/validate") {
-			return false
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"message":"failure","info":[{"infoCode":204,"description":"Customer not found."}]}`))
-		return true
+// TestWorkflowPrecheckSuccessWithAnotherInfoCode: Cisco gives information
+// codes for every success; a 2xx precheck is a pass whatever its code, and
+// the code comes back in the result.
+func TestWorkflowPrecheckSuccessWithAnotherInfoCode(t *testing.T) {
+	e := newEnv(t, webexsim.Config{PrecheckInfoCode: 110}, provisioning.WorkflowConfig{}, nil)
+	o := order(4)
+	res, err := e.wf.Provision(ctx(t), o)
+	if err != nil {
+		t.Fatalf("a 200 precheck with infoCode 110: %v, want a pass", err)
 	}
-	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, icpt)
-	_, err := e.wf.Provision(ctx(t), order(4))
-	we := wantError(t, err, provisioning.Permanent, schemas.ReasonPrecheckRejected)
-	if len(we.Errors) != 1 || we.Errors[0].ErrorCode != 204 {
-		t.Errorf("errors = %+v, want the info code 204", we.Errors)
+	if res.Status != schemas.StatusProvisioned || res.Precheck == nil || len(res.Precheck.Info) != 1 || res.Precheck.Info[0].InfoCode != 110 {
+		t.Fatalf("result = %+v, want provisioned with the precheck's info code 110", res)
+	}
+	if n := e.sim.SuccessfulCreates(o.Email); n != 1 {
+		t.Errorf("creates = %d, want 1", n)
 	}
 }
 
@@ -187,16 +194,22 @@ func TestWorkflowDuplicateIsSuccess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Redelivered (same order) and a new order for the same subscriber.
+	// Redelivered (same order): the subscriber is this order's own. A new
+	// order for the same subscriber, issued after it was created: it
+	// existed before that order.
 	again := o
 	again.OrderID += "-again"
-	for _, oo := range []schemas.Order{o, again} {
-		res, err := e.wf.Provision(ctx(t), oo)
+	again.OccurredAt = time.Now().Add(time.Minute)
+	for _, tc := range []struct {
+		o       schemas.Order
+		existed bool
+	}{{o, false}, {again, true}} {
+		res, err := e.wf.Provision(ctx(t), tc.o)
 		if err != nil {
-			t.Fatalf("%s: %v", oo.OrderID, err)
+			t.Fatalf("%s: %v", tc.o.OrderID, err)
 		}
-		if !res.AlreadyExisted || res.Subscriber.ID != first.Subscriber.ID || res.Status != schemas.StatusProvisioned {
-			t.Fatalf("%s: result = %+v, want the existing subscriber %s", oo.OrderID, res, first.Subscriber.ID)
+		if res.AlreadyExisted != tc.existed || !res.FoundByLookup || res.Subscriber.ID != first.Subscriber.ID || res.Status != schemas.StatusProvisioned {
+			t.Fatalf("%s: result = %+v, want the subscriber %s found by lookup, already existed %v", tc.o.OrderID, res, first.Subscriber.ID, tc.existed)
 		}
 	}
 	if n := e.sim.SuccessfulCreates(o.Email); n != 1 {
@@ -240,8 +253,8 @@ func TestWorkflowDuplicateAtCreate(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := e.wf.Provision(ctx(t), o)
-	if err != nil || !res.AlreadyExisted {
-		t.Fatalf("res = %+v, err = %v; want the existing subscriber", res, err)
+	if err != nil || !res.FoundByLookup || res.AlreadyExisted {
+		t.Fatalf("res = %+v, err = %v; want the subscriber of the first delivery, found by lookup", res, err)
 	}
 	if n := sim.CreateCalls(o.Email); n != 2 {
 		t.Errorf("create calls = %d, want 2 (the second answered 409)", n)
@@ -329,12 +342,18 @@ func TestWorkflowUnknownFateCreateIsLookedUpNotRepeated(t *testing.T) {
 			}
 			e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, icpt)
 			o := order(10)
-			res, err := e.wf.Provision(ctx(t), o)
+			var logs bytes.Buffer
+			res, err := e.wf.Provision(zerolog.New(&logs).WithContext(ctx(t)), o)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Status != schemas.StatusProvisioned || !res.AlreadyExisted {
-				t.Errorf("result = %+v, want the subscriber found by the lookup", res)
+			// The line says what comes next: a lookup, not another create.
+			if !strings.Contains(logs.String(), "looking the subscriber up before any new create") || strings.Contains(logs.String(), "retrying") {
+				t.Errorf("log %s: want it to say that the subscriber is looked up next", logs.String())
+			}
+			// Created by this order, whose answer was lost: not "already existed".
+			if res.Status != schemas.StatusProvisioned || !res.FoundByLookup || res.AlreadyExisted {
+				t.Errorf("result = %+v, want the subscriber this order created, found by the lookup", res)
 			}
 			if n := e.sim.CreateCalls(o.Email); n != 1 {
 				t.Errorf("create calls = %d, want 1: a create of unknown fate must not be repeated blindly", n)
@@ -356,7 +375,7 @@ func TestWorkflowUnknownFateNotCreatedIsSentAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.AlreadyExisted || res.Status != schemas.StatusProvisioned {
+	if res.AlreadyExisted || res.FoundByLookup || res.Status != schemas.StatusProvisioned {
 		t.Errorf("result = %+v", res)
 	}
 	if n := e.sim.SuccessfulCreates(o.Email); n != 1 {
@@ -427,5 +446,99 @@ func TestWorkflowStopsWithContext(t *testing.T) {
 	_, err := e.wf.Provision(c, order(16))
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want the context's error", err)
+	}
+}
+
+// forbiddenFor answers every call of method+suffix for the listed customers
+// 403, without reaching the simulator, and counts them.
+func forbiddenFor(method, suffix string, customers func(string) bool) (intercept, *atomic.Int32) {
+	var seen atomic.Int32
+	return func(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+		if !isCall(r, method, suffix) {
+			return false
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var req struct {
+			CustomerID string `json:"customerId"`
+		}
+		_ = json.Unmarshal(body, &req)
+		if !customers(req.CustomerID) {
+			return false
+		}
+		seen.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = w.Write([]byte(`{"message":"Forbidden","trackingId":"T-403"}`))
+		return true
+	}, &seen
+}
+
+// TestWorkflowForbiddenEverywhereIsConfigFault: a precheck refused with 403
+// for customer after customer is the partner's entitlement, not each order's
+// fault; one customer's 403 among successes stays that order's failure.
+func TestWorkflowForbiddenEverywhereIsConfigFault(t *testing.T) {
+	icpt, _ := forbiddenFor(http.MethodPost, "/validate", func(c string) bool { return strings.HasPrefix(c, "denied-") })
+	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{ForbiddenCustomers: 3}, icpt)
+	withCustomer := func(i int, customer string) schemas.Order {
+		o := order(100 + i)
+		o.CustomerID = customer
+		return o
+	}
+	// One customer's 403 between successes: permanent, every time.
+	for i := range 4 {
+		_, err := e.wf.Provision(ctx(t), withCustomer(10+i, "denied-one"))
+		wantError(t, err, provisioning.Permanent, schemas.ReasonPrecheckRejected)
+		if _, err := e.wf.Provision(ctx(t), withCustomer(i, "ok-customer")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Three different customers in a row, no success between: the third is a
+	// configuration fault, and so is every 403 after it, whichever customer.
+	for i, c := range []string{"denied-a", "denied-b"} {
+		_, err := e.wf.Provision(ctx(t), withCustomer(20+i, c))
+		wantError(t, err, provisioning.Permanent, schemas.ReasonPrecheckRejected)
+	}
+	for i, c := range []string{"denied-c", "denied-a", "denied-one"} {
+		_, err := e.wf.Provision(ctx(t), withCustomer(30+i, c))
+		var we *provisioning.Error
+		if !errors.As(err, &we) || we.Class != provisioning.ConfigFault {
+			t.Fatalf("%s: err = %v, want a configuration fault", c, err)
+		}
+		if !strings.Contains(err.Error(), "wxc-wholesale entitlement") {
+			t.Errorf("%s: err = %v, want it to name what to check", c, err)
+		}
+	}
+	// The fault clears with the first success.
+	if _, err := e.wf.Provision(ctx(t), withCustomer(40, "ok-customer")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.wf.Provision(ctx(t), withCustomer(41, "denied-b"))
+	wantError(t, err, provisioning.Permanent, schemas.ReasonPrecheckRejected)
+}
+
+// TestWorkflowForbiddenCreatesAreConfigFault: a token without the write
+// scope passes the precheck and gets 403 on every create: successes of the
+// precheck do not hide the creates' streak.
+func TestWorkflowForbiddenCreatesAreConfigFault(t *testing.T) {
+	icpt, creates := forbiddenFor(http.MethodPost, "/wholesale/subscribers", func(string) bool { return true })
+	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, icpt)
+	var faults int
+	for i := range 5 {
+		o := order(200 + i)
+		o.CustomerID = fmt.Sprintf("customer-%d", i)
+		_, err := e.wf.Provision(ctx(t), o)
+		var we *provisioning.Error
+		if !errors.As(err, &we) {
+			t.Fatalf("err = %v", err)
+		}
+		if we.Class == provisioning.ConfigFault {
+			faults++
+		} else if i >= 2 {
+			t.Errorf("order %d: %v, want a configuration fault from the third customer on", i, err)
+		}
+	}
+	if faults != 3 || creates.Load() != 5 {
+		t.Errorf("%d configuration faults in %d creates, want 3 in 5", faults, creates.Load())
 	}
 }

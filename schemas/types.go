@@ -102,6 +102,8 @@ type Outcome struct {
 	Subscriber *SubscriberRef `json:"subscriber,omitempty"`
 	// Failure is set for failed outcomes.
 	Failure *Failure `json:"failure,omitempty"`
+	// Precheck is what a passed precheck answered; nil when none passed.
+	Precheck *Precheck `json:"precheck,omitempty"`
 	// OrderOccurredAt is copied from the order when it could be read.
 	OrderOccurredAt *time.Time `json:"orderOccurredAt,omitempty"`
 	// ProcessedAt is when the provisioner reached the outcome.
@@ -121,8 +123,25 @@ type SubscriberRef struct {
 	WebexStatus string `json:"webexStatus"`
 	// Packages are the packages the API reports for the subscriber.
 	Packages []string `json:"packages,omitempty"`
-	// AlreadyExisted is true when the subscriber was found provisioned rather than created by this order.
+	// AlreadyExisted is true when the subscriber existed before this order
+	// (see the outcome schema for how that is told from a create of this
+	// order whose answer was lost).
 	AlreadyExisted bool `json:"alreadyExisted"`
+	// FoundByLookup is true when a lookup found the subscriber rather than
+	// this order's create returning it.
+	FoundByLookup bool `json:"foundByLookup,omitempty"`
+}
+
+// Precheck is what Webex's provisioning precheck answered when it passed.
+type Precheck struct {
+	Message string         `json:"message,omitempty"`
+	Info    []PrecheckInfo `json:"info,omitempty"`
+}
+
+// PrecheckInfo is one information code of a passed precheck.
+type PrecheckInfo struct {
+	Code        int    `json:"code"`
+	Description string `json:"description,omitempty"`
 }
 
 // Failure explains a failed outcome.

@@ -372,7 +372,9 @@ func (o *observer) summary(w io.Writer, st webexsim.Stats, lag []consumer.Partit
 		case out.Failure != nil:
 			r.reason = string(out.Failure.Reason)
 		case out.Subscriber != nil && out.Subscriber.AlreadyExisted:
-			r.reason = "found by lookup (duplicate or lost answer), not created again"
+			r.reason = "existed before the order, found by lookup"
+		case out.Subscriber != nil && out.Subscriber.FoundByLookup:
+			r.reason = "created by this order (a redelivery or a lost answer), found by lookup"
 		case out.Subscriber != nil && out.Status == schemas.StatusPendingUserAction:
 			r.reason = "webex status " + out.Subscriber.WebexStatus
 		default:

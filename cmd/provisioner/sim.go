@@ -15,6 +15,7 @@ import (
 func simFlags(fs interface {
 	DurationVar(*time.Duration, string, time.Duration, string)
 	Float64Var(*float64, string, float64, string)
+	IntVar(*int, string, int, string)
 	StringVar(*string, string, string, string)
 }, cfg *webexsim.Config) {
 	fs.DurationVar(&cfg.Latency, "sim-latency", cfg.Latency, "latency added to every simulated API call")
@@ -29,6 +30,7 @@ func simFlags(fs interface {
 	fs.Float64Var(&cfg.Faults.Permanent, "sim-permanent-rate", cfg.Faults.Permanent, "share of emails whose create is always refused (403), chosen by a hash of the email")
 	fs.Float64Var(&cfg.Faults.LostResponse, "sim-lost-response-rate", cfg.Faults.LostResponse, "fraction of creates that succeed but whose answer is lost (504)")
 	fs.StringVar(&cfg.PrecheckRejectDomain, "sim-precheck-reject-domain", cfg.PrecheckRejectDomain, "emails in this domain fail the precheck")
+	fs.IntVar(&cfg.PrecheckInfoCode, "sim-precheck-info-code", cfg.PrecheckInfoCode, "infoCode of a successful precheck (0: 100, the usual one)")
 	fs.StringVar(&cfg.PendingMigrationDomain, "sim-pending-domain", cfg.PendingMigrationDomain, "emails in this domain get 202 pending_user_migration")
 	fs.StringVar(&cfg.ErrorDomain, "sim-error-domain", cfg.ErrorDomain, "emails in this domain end in status error")
 }

@@ -244,8 +244,22 @@ func (p *Pipeline) decide(ctx context.Context, r *job) (answer, error) {
 		WebexStatus:    res.Subscriber.Status,
 		Packages:       res.Subscriber.Packages,
 		AlreadyExisted: res.AlreadyExisted,
+		FoundByLookup:  res.FoundByLookup,
 	}
+	out.Precheck = precheckOf(res.Precheck)
 	return answer{outcome: &out}, nil
+}
+
+// precheckOf is what the outcome says of a passed precheck.
+func precheckOf(p *provisioning.PrecheckResponse) *schemas.Precheck {
+	if p == nil {
+		return nil
+	}
+	pc := &schemas.Precheck{Message: p.Message}
+	for _, in := range p.Info {
+		pc.Info = append(pc.Info, schemas.PrecheckInfo{Code: in.InfoCode, Description: in.Description})
+	}
+	return pc
 }
 
 // invalid answers a record that is not a processable order.
@@ -364,7 +378,7 @@ func (p *Pipeline) publish(ctx context.Context, r *job, a answer) error {
 	return backoff.RetryNotify(func() error {
 		return p.pub.Publish(ctx, msgs...)
 	}, b, func(err error, wait time.Duration) {
-		r.log.Error().Err(err).Dur("retry_in", wait).Msg("writing the order's outcome failed; the order stays uncommitted")
+		r.log.Error().Err(err).Dur("retry_in_ms", wait).Msg("writing the order's outcome failed; the order stays uncommitted")
 		// While Kafka refuses writes, hold a worker again: new orders then wait
 		// for the broker instead of calling Webex for outcomes that cannot be
 		// written. A cancelled ctx ends the retries on the next attempt.
@@ -380,7 +394,12 @@ func (p *Pipeline) logFinished(r *job, a answer, took time.Duration) {
 			ev = ev.Str("reason", string(a.outcome.Failure.Reason))
 		}
 		if a.outcome.Subscriber != nil {
-			ev = ev.Str("subscriber_id", a.outcome.Subscriber.ID).Bool("already_existed", a.outcome.Subscriber.AlreadyExisted)
+			ev = ev.Str("subscriber_id", a.outcome.Subscriber.ID).Bool("already_existed", a.outcome.Subscriber.AlreadyExisted).
+				Bool("found_by_lookup", a.outcome.Subscriber.FoundByLookup)
+		}
+		if pc := a.outcome.Precheck; pc != nil && len(pc.Info) > 0 {
+			// The first code says it all nearly always; the outcome has them all.
+			ev = ev.Int("precheck_info_code", pc.Info[0].Code).Str("precheck_info", pc.Info[0].Description)
 		}
 	}
 	if a.dead != nil {
@@ -389,7 +408,7 @@ func (p *Pipeline) logFinished(r *job, a answer, took time.Duration) {
 			ev = ev.Str("order_id", a.dead.OrderID)
 		}
 	}
-	ev.Dur("took", took).Msg("order finished")
+	ev.Dur("took_ms", took).Msg("order finished")
 }
 
 // EventID derives an outcome's event id from its order: a name-based UUID

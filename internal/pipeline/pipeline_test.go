@@ -137,6 +137,34 @@ func TestProvisionedOrder(t *testing.T) {
 	}
 }
 
+// TestOutcomeCarriesThePrecheckAndTheLookup: a passed precheck's info codes
+// and a subscriber found by lookup after a lost create answer reach the
+// outcome as such, within its schema.
+func TestOutcomeCarriesThePrecheckAndTheLookup(t *testing.T) {
+	r := newRecorder(t)
+	lostAnswer := provisionerFunc(func(_ context.Context, o schemas.Order) (provisioning.Result, error) {
+		return provisioning.Result{Status: schemas.StatusProvisioned, Attempts: 3, FoundByLookup: true,
+			Precheck:   &provisioning.PrecheckResponse{Message: "success", Info: provisioning.PrecheckInfos{{InfoCode: 110, Description: "ok, with a note"}}},
+			Subscriber: provisioning.Subscriber{ID: "sub-1", Status: "provisioned", Packages: o.Packages}}, nil
+	})
+	p := New(Config{ConsumerGroup: "g"}, lostAnswer, r)
+	if err := p.Handle(context.Background(), sample.Message(sample.Order("p", 2, time.Now()))); err != nil {
+		t.Fatal(err)
+	}
+	outs := outcomes(t, r)
+	if len(outs) != 1 {
+		t.Fatalf("%d outcomes", len(outs))
+	}
+	got := outs[0]
+	if got.Subscriber.AlreadyExisted || !got.Subscriber.FoundByLookup {
+		t.Errorf("subscriber %+v: want created by this order, found by lookup", got.Subscriber)
+	}
+	if got.Precheck == nil || got.Precheck.Message != "success" || len(got.Precheck.Info) != 1 ||
+		got.Precheck.Info[0] != (schemas.PrecheckInfo{Code: 110, Description: "ok, with a note"}) {
+		t.Errorf("precheck %+v, want the info code 110 and its description", got.Precheck)
+	}
+}
+
 // TestEventIDsStayTheSame pins the event ids of a few orders: a release that
 // changed them would answer a redelivered order under a new id, and consumers
 // of the outcome topic that deduplicate by id would see it twice.

@@ -116,6 +116,27 @@ func TestPrecheckInfoAsArray(t *testing.T) {
 	}
 }
 
+// TestPrecheckInfoCodeAndEntitlement: a successful precheck can carry another
+// information code; a partner without the entitlement gets 403 on every
+// precheck until it is granted.
+func TestPrecheckInfoCodeAndEntitlement(t *testing.T) {
+	h := newHarness(t, webexsim.Config{PrecheckInfoCode: 120, NotEntitled: true})
+	req := call{method: http.MethodPost, path: provisioning.PathValidate, body: provisioning.PrecheckRequest{Email: "a@acme.example"}}
+	wantError(t, h.do(req), http.StatusForbidden, 0)
+	h.sim.SetEntitled(true)
+	res := h.do(req)
+	var got struct {
+		Message string                    `json:"message"`
+		Info    provisioning.PrecheckInfo `json:"info"`
+	}
+	if err := json.Unmarshal(res.body, &got); err != nil || res.status != http.StatusOK {
+		t.Fatalf("status %d, body %s: %v", res.status, res.body, err)
+	}
+	if got.Message != "success" || got.Info.InfoCode != 120 || got.Info.Description == "" {
+		t.Errorf("answer %+v, want success with infoCode 120 and a description", got)
+	}
+}
+
 var millisStamp = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 
 func TestCreate(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/acme-sp/wholesale-provisioner/provisioning"
 )
 
 // Defaults that New applies to the zero fields of a Config.
@@ -74,6 +76,14 @@ type Config struct {
 	// one object, as the HTML reference page shows, instead of the single object
 	// of Cisco's OpenAPI description. Default false: an object.
 	PrecheckInfoAsArray bool
+	// NotEntitled answers every precheck 403, as Webex does for a partner
+	// without the wxc-wholesale entitlement (or the partner-testing
+	// setting). It can be changed with SetEntitled. Default false.
+	NotEntitled bool
+	// PrecheckInfoCode is the infoCode of a successful precheck. Cisco gives
+	// an information code for every success; 100 is the usual one, and a
+	// client must take any 2xx as a pass whatever its code. Default 100.
+	PrecheckInfoCode int
 
 	// PendingMigrationDomain holds the emails that already have a free Webex
 	// account: provisioning them is answered 202 with status
@@ -221,6 +231,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ErrorDomain == "" {
 		c.ErrorDomain = DefaultErrorDomain
+	}
+	if c.PrecheckInfoCode == 0 {
+		c.PrecheckInfoCode = provisioning.PrecheckSuccessCode
 	}
 }
 

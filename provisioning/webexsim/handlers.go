@@ -69,6 +69,7 @@ const (
 	msgPrecheckOK    = "Provisioning Precheck validation successful."
 	msgNotFound      = "Subscriber not found."
 	msgNotManaged    = "The customer is not managed by this partner."
+	msgNotEntitled   = "The partner organization is not entitled to use this API (wxc-wholesale)."
 )
 
 // provisionBody is the body of the provision and update calls. It reuses
@@ -203,6 +204,9 @@ func emailInUse() reply {
 
 // precheck serves POST /wholesale/subscribers/validate.
 func (s *Server) precheck(r *http.Request) reply {
+	if s.denied.Load() {
+		return errReply(http.StatusForbidden, msgNotEntitled)
+	}
 	var req provisioning.PrecheckRequest
 	if rep, ok := decodeJSON(r, &req); !ok {
 		return rep
@@ -233,6 +237,9 @@ func (s *Server) precheck(r *http.Request) reply {
 			provisioning.ErrorItem{ErrorCode: PrecheckRejectCode, Description: msg})
 	}
 	info := provisioning.PrecheckInfo{InfoCode: provisioning.PrecheckSuccessCode, Description: msgPrecheckOK}
+	if c := s.cfg.PrecheckInfoCode; c != info.InfoCode {
+		info = provisioning.PrecheckInfo{InfoCode: c, Description: "Provisioning preCheck validation successful, with information code " + strconv.Itoa(c) + "."}
+	}
 	if s.cfg.PrecheckInfoAsArray {
 		return reply{status: http.StatusOK, body: &provisioning.PrecheckResponse{
 			Message: "success", Info: provisioning.PrecheckInfos{info},

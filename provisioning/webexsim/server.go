@@ -29,6 +29,7 @@ type Server struct {
 	token   atomic.Pointer[string]
 	oauth   atomic.Pointer[oauthState]
 	faults  atomic.Pointer[FaultRates] // nil when no fault is enabled: the fast path
+	denied  atomic.Bool                // the partner lacks the precheck's entitlement
 	latency atomic.Int64               // nanoseconds
 	limiter *rate.Limiter              // nil when unlimited
 
@@ -74,6 +75,7 @@ func New(cfg Config) *Server {
 	}
 	s.trackingPrefix = "WEBEXSIM_" + strconv.FormatUint(s.rng.Uint64()&0xffffffff, 16) + "_"
 	s.SetToken(cfg.Token)
+	s.SetEntitled(!cfg.NotEntitled)
 	s.SetFaults(cfg.Faults)
 	s.SetLatency(cfg.Latency)
 	if cfg.RateLimit > 0 {
@@ -88,6 +90,10 @@ func New(cfg Config) *Server {
 func (s *Server) SetToken(tok string) {
 	s.token.Store(&tok)
 }
+
+// SetEntitled grants or withdraws the partner's wxc-wholesale entitlement:
+// without it every precheck is answered 403.
+func (s *Server) SetEntitled(ok bool) { s.denied.Store(!ok) }
 
 // SetFaults replaces the fault rates. It panics if f.Validate reports an error.
 func (s *Server) SetFaults(f FaultRates) {
