@@ -381,7 +381,7 @@ func (c *Consumer) commitLoop(ctx, gctx context.Context, gen *kafka.Generation, 
 		time.Sleep(10 * time.Millisecond)
 	}
 	if n := running(parts); n > 0 {
-		c.log.Warn().Int64("records", n).Dur("shutdown_timeout", c.cfg.ShutdownTimeout).
+		c.log.Warn().Int64("records", n).Dur("shutdown_timeout_ms", c.cfg.ShutdownTimeout).
 			Msg("records still being handled at the shutdown timeout are cancelled; they will be redelivered")
 	}
 	for _, p := range parts {

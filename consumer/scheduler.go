@@ -229,7 +229,7 @@ func (s *scheduler) run(it *item, q *keyQueue) {
 			}
 			wait = pause.NextBackOff()
 			// One line per probe, not one per record: the fault is not the records' doing.
-			s.log.Error().Err(err).Dur("retry_in", wait).
+			s.log.Error().Err(err).Dur("retry_in_ms", wait).
 				Msg("configuration fault: taking no new orders and committing nothing until it clears; trying again")
 		} else {
 			if b == nil {
@@ -240,7 +240,7 @@ func (s *scheduler) run(it *item, q *keyQueue) {
 			q.retrying = true
 			s.mu.Unlock()
 			s.log.Error().Err(err).Str("topic", it.msg.Topic).Int("partition", it.msg.Partition).Int64("offset", it.msg.Offset).
-				Dur("retry_in", wait).Msg("order not finished; it will be handled again")
+				Dur("retry_in_ms", wait).Msg("order not finished; it will be handled again")
 		}
 		if !s.sleep(p, wait) {
 			return

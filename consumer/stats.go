@@ -86,7 +86,7 @@ func (c *Consumer) logStats(stop <-chan struct{}) {
 			continue
 		}
 		c.log.Info().Int("in_flight", s.InFlight).Int("buffered", buffered).Int("retrying_keys", s.RetryingKeys).
-			Int("blocked_records", s.BlockedRecords).Dur("oldest_unfinished_age", oldest).Int("oldest_partition", oldestPart).
+			Int("blocked_records", s.BlockedRecords).Dur("oldest_unfinished_age_ms", oldest).Int("oldest_partition", oldestPart).
 			Msg("consumer progress")
 	}
 }

@@ -742,7 +742,7 @@ type logLine struct {
 	Partition int       `json:"partition"`
 	Offset    int64     `json:"offset"`
 	OrderID   string    `json:"order_id"`
-	RetryIn   float64   `json:"retry_in"` // zerolog writes durations in milliseconds
+	RetryIn   float64   `json:"retry_in_ms"` // zerolog writes durations in milliseconds
 	Error     string    `json:"error"`
 }
 

@@ -33,7 +33,12 @@ func describeValidation(err error) string {
 	}
 	var problems []string
 	collectProblems(ve, &problems)
-	slices.Sort(problems)
+	slices.SortFunc(problems, func(a, b string) int {
+		if ra, rb := problemRank(a), problemRank(b); ra != rb {
+			return ra - rb
+		}
+		return strings.Compare(a, b)
+	})
 	problems = slices.Compact(problems)
 	if len(problems) == 0 {
 		return "the document does not follow the schema"
@@ -43,6 +48,30 @@ func describeValidation(err error) string {
 	}
 	return strings.Join(problems, "; ")
 }
+
+// problemRank orders the problems of a detail by what helps a reader most,
+// since only the first maxProblems are listed: the version and the order id
+// (without them the record cannot be placed), then missing properties, wrong
+// types, unknown properties, and last the formats and bounds of values.
+func problemRank(problem string) int {
+	at, msg, _ := strings.Cut(problem, ": ")
+	switch {
+	case at == "/schemaVersion":
+		return 0
+	case at == "/orderId":
+		return 1
+	case msg == "is required":
+		return 2
+	case strings.HasPrefix(msg, "got "):
+		return 3
+	case msg == msgUnknownProperty:
+		return 4
+	default:
+		return 5
+	}
+}
+
+const msgUnknownProperty = "unknown property (not allowed)"
 
 func collectProblems(e *jsonschema.ValidationError, out *[]string) {
 	if msg, ok := collapseRequired(e); ok {
@@ -129,7 +158,7 @@ func leafProblems(e *jsonschema.ValidationError) []string {
 	case *kind.AdditionalProperties:
 		var out []string
 		for _, p := range k.Properties {
-			out = append(out, pointer(append(slices.Clone(e.InstanceLocation), p))+": unknown property (not allowed)")
+			out = append(out, pointer(append(slices.Clone(e.InstanceLocation), p))+": "+msgUnknownProperty)
 		}
 		return out
 	case *kind.OneOf:

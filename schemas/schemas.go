@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 )
 
 // The schema versions this package reads and writes. A change that old readers
@@ -79,6 +82,7 @@ func compile(file, id string) (*jsonschema.Schema, error) {
 	// Formats (email, date-time, uuid) are only annotations in draft 2020-12
 	// unless asserted; the formats carry real rules here, so assert them.
 	c.AssertFormat()
+	c.RegisterFormat(emailFormat)
 	// No loader beyond the resource added here: the schemas are self-contained,
 	// and a $ref that would reach for the network or the disk must fail the build.
 	c.UseLoader(noLoader{})
@@ -103,6 +107,53 @@ func compileQuickFile(file string) (quickCheck, error) {
 	}
 	return compileQuick(root)
 }
+
+// emailFormat is the validator's own email format, less its length check:
+// the schemas bound an address with maxLength, and that bound, with its
+// number, is the one a message should name. (The library's check says "more
+// than 255 characters" of an address over 254 bytes.)
+var emailFormat = &jsonschema.Format{Name: "email", Validate: func(v any) error {
+	s, ok := v.(string)
+	switch {
+	case !ok:
+		return nil
+	case utf8.RuneCountInString(s) > maxEmailLength:
+		return nil // maxLength reports it
+	case len(s) > maxEmailLength:
+		return fmt.Errorf("longer than %d bytes in UTF-8 (an address is at most %d octets)", maxEmailLength, maxEmailLength)
+	}
+	return builtinEmail(s)
+}}
+
+// maxEmailLength is RFC 5321's limit on an address, which the library's
+// email check applies: the schemas' maxLength of every email says the same.
+const maxEmailLength = 254
+
+// builtinEmail is the library's email format, reached through a schema of its
+// own: the library does not export its checkers.
+var builtinEmail = func() func(string) error {
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	c.UseLoader(noLoader{})
+	if err := c.AddResource("urn:builtin-email", map[string]any{"format": "email"}); err != nil {
+		panic(err)
+	}
+	sch := c.MustCompile("urn:builtin-email")
+	return func(s string) error {
+		err := sch.Validate(s)
+		var ve *jsonschema.ValidationError
+		for errors.As(err, &ve) {
+			if f, ok := ve.ErrorKind.(*kind.Format); ok && f.Err != nil {
+				return f.Err
+			}
+			if len(ve.Causes) == 0 {
+				break
+			}
+			err = ve.Causes[0]
+		}
+		return err
+	}
+}()
 
 // noLoader refuses every URL, so that compiling never touches the network or the disk.
 type noLoader struct{}

@@ -550,6 +550,44 @@ func TestDecodeOrderDetailIsBounded(t *testing.T) {
 	}
 }
 
+// TestDecodeOrderDetailListsTheUsefulFirst: past the cap, what is left out
+// must be the details; the missing version and order id come first, before
+// the formats of fields that sort before them by name.
+func TestDecodeOrderDetailListsTheUsefulFirst(t *testing.T) {
+	value := []byte(`{"action":"provision","occurredAt":"yesterday","customerId":"","email":"not-an-email",` +
+		`"packages":["webex_teleportation"],"provisioningParameters":{"extension":"1","primaryPhoneNumber":"x"}}`)
+	_, err := DecodeOrder(value)
+	var inv *InvalidOrderError
+	if !errors.As(err, &inv) {
+		t.Fatalf("DecodeOrder error = %v, want *InvalidOrderError", err)
+	}
+	problems := strings.Split(inv.Detail, "; ")
+	if len(problems) != maxProblems+1 || !strings.HasPrefix(problems[maxProblems], "and ") {
+		t.Fatalf("Detail %q: want %d problems and a count of the rest", inv.Detail, maxProblems)
+	}
+	if problems[0] != "/schemaVersion: is required" || problems[1] != "/orderId: is required" {
+		t.Errorf("Detail %q: want the missing schemaVersion, then the missing orderId, first", inv.Detail)
+	}
+}
+
+// TestDecodeOrderEmailLengthNamesTheSchemasLimit: one source of truth for
+// the longest email, the schema's maxLength.
+func TestDecodeOrderEmailLengthNamesTheSchemasLimit(t *testing.T) {
+	long := strings.Repeat("a", 60) + "@" + strings.Repeat("b", 250) + ".example"
+	_, err := DecodeOrder(orderJSON(t, func(m map[string]any) { m["email"] = long }))
+	var inv *InvalidOrderError
+	if !errors.As(err, &inv) {
+		t.Fatalf("DecodeOrder error = %v, want *InvalidOrderError", err)
+	}
+	if !strings.Contains(inv.Detail, "/email: maxLength: got 319, want 254") || strings.Contains(inv.Detail, "255") {
+		t.Errorf("Detail %q: want the schema's limit of 254, and no other number", inv.Detail)
+	}
+	_, err = DecodeOrder(orderJSON(t, func(m map[string]any) { m["email"] = "no-at-sign.example" }))
+	if !errors.As(err, &inv) || !strings.Contains(inv.Detail, "is not a valid email: missing @") {
+		t.Errorf("err = %v: the library's other email rules still apply", err)
+	}
+}
+
 func TestInvalidOrderErrorMessage(t *testing.T) {
 	err := &InvalidOrderError{Reason: ReasonSchemaViolation, Detail: "/email: is required", OrderID: "ord-1"}
 	if got, want := err.Error(), `invalid order "ord-1": schema_violation: /email: is required`; got != want {

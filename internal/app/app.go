@@ -227,6 +227,19 @@ func ParseLevel(s string) (zerolog.Level, error) {
 	return zerolog.NoLevel, fmt.Errorf("unknown level %q: use debug, info, warn or error", s)
 }
 
+// LogTimeFormat is the layout of every log line's time: RFC 3339 in UTC with
+// milliseconds, so that lines of one order can be put in order.
+const LogTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+func init() {
+	// zerolog reads its time layout from a package variable, at every event:
+	// set it before any goroutine logs, once for the whole binary. Durations
+	// stay zerolog's default, milliseconds, and every duration field's name
+	// says so (took_ms, retry_in_ms).
+	zerolog.TimeFieldFormat = LogTimeFormat
+	zerolog.TimestampFunc = func() time.Time { return time.Now().UTC() }
+}
+
 // NewLogger returns a zerolog logger writing one event per line to w.
 func NewLogger(w io.Writer, level, format string) zerolog.Logger {
 	lvl, err := ParseLevel(level)

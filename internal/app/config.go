@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/acme-sp/wholesale-provisioner/internal/kafkasec"
 	"github.com/acme-sp/wholesale-provisioner/producer"
+	"github.com/acme-sp/wholesale-provisioner/provisioning"
 )
 
 // Config is the whole configuration of `provisioner run`, filled from flags and
@@ -200,8 +200,8 @@ func (cfg *Config) Validate() error {
 			topics[t.val] = t.flag
 		}
 	}
-	if u, err := url.Parse(cfg.WebexBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		bad("--webex-base-url %q is not an http(s) URL: use https://webexapis.com/v1, or the simulator's URL", cfg.WebexBaseURL)
+	if _, err := provisioning.ParseBaseURL(cfg.WebexBaseURL); err != nil {
+		bad("--webex-base-url: %v", err)
 	}
 	oauth := cfg.WebexClientID != "" || cfg.WebexClientSecret != "" || cfg.WebexClientSecretFile != "" ||
 		cfg.WebexRefreshToken != "" || cfg.WebexRefreshTokenFile != ""

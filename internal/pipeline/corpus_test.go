@@ -43,6 +43,8 @@ type corpusEntry struct {
 	Reason string `json:"reason"`
 	// DetailContains are substrings the dead letter's message must contain.
 	DetailContains []string `json:"detailContains"`
+	// DetailExcludes are substrings it must not contain.
+	DetailExcludes []string `json:"detailExcludes"`
 	// OrderIDReadable says whether the order id can be read; OrderID is it.
 	OrderIDReadable bool   `json:"orderIdReadable"`
 	OrderID         string `json:"orderId"`
@@ -293,6 +295,11 @@ func TestCorpus(t *testing.T) {
 			d := dls[0]
 			if d.Reason != e.Reason {
 				t.Errorf("dead-letter reason = %q, want %q (message %q)", d.Reason, e.Reason, d.Message)
+			}
+			for _, s := range e.DetailExcludes {
+				if strings.Contains(d.Message, s) {
+					t.Errorf("dead-letter message %q contains %q", d.Message, s)
+				}
 			}
 			for _, s := range e.DetailContains {
 				if !strings.Contains(d.Message, s) {
