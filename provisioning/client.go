@@ -16,6 +16,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/segmentio/encoding/json"
+
+	"github.com/acme-sp/wholesale-provisioner/internal/strictjson"
 )
 
 // maxResponseBytes bounds how much of a response body is read, so that a broken or
@@ -353,7 +355,7 @@ func (c *Client) send(ctx context.Context, cl call, out any, tok string) (int, e
 		return resp.StatusCode, newAPIError(cl, resp, data, tracking)
 	}
 	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
+		if err := decodeAnswer(data, out); err != nil {
 			// The call may have taken effect; treat it like a lost answer.
 			return resp.StatusCode, &TransportError{Method: cl.method, Endpoint: cl.endpoint, Idempotent: cl.idempotent, TrackingID: tracking, Status: resp.StatusCode, Err: fmt.Errorf("decoding %d response: %w", resp.StatusCode, err)}
 		}
@@ -393,7 +395,7 @@ func newAPIError(cl call, resp *http.Response, data []byte, tracking string) *AP
 		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 	}
 	var eb ErrorBody
-	if json.Unmarshal(data, &eb) == nil {
+	if decodeAnswer(data, &eb) == nil {
 		e.Message = eb.Message
 		e.Errors = eb.Errors
 		if eb.TrackingID != "" {
@@ -404,6 +406,21 @@ func newAPIError(cl call, resp *http.Response, data []byte, tracking string) *AP
 		e.Message = http.StatusText(resp.StatusCode)
 	}
 	return e
+}
+
+// answerLimits bound the answers of the API before they are decoded: an
+// answer nests a few levels deep, and a broken proxy or a hostile server
+// must not make decoding its at most maxResponseBytes take longer than
+// reading them. Duplicate keys are let through (the last wins): an answer is
+// read by this client alone.
+var answerLimits = strictjson.Limits{MaxDepth: 32, MaxNumberLen: 32, AllowDuplicateKeys: true}
+
+// decodeAnswer decodes an answer's body into out once it is within answerLimits.
+func decodeAnswer(data []byte, out any) error {
+	if err := strictjson.Check(data, answerLimits); err != nil {
+		return fmt.Errorf("refusing the answer: %w", err)
+	}
+	return json.Unmarshal(data, out)
 }
 
 // parseRetryAfter reads a Retry-After header given in seconds or as an HTTP date.

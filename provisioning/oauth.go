@@ -2,7 +2,6 @@ package provisioning
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -167,12 +166,12 @@ func (t *RefreshingToken) doRefresh(ctx context.Context) error {
 	if resp.StatusCode != http.StatusOK {
 		// The body may echo what was sent; report only the status and Webex's message.
 		var eb ErrorBody
-		_ = json.Unmarshal(body, &eb)
+		_ = decodeAnswer(body, &eb)
 		msg := strings.NewReplacer(refresh, "[redacted]", t.cfg.ClientSecret, "[redacted]").Replace(eb.Message)
 		return fmt.Errorf("refreshing the Webex access token: %d %s %s", resp.StatusCode, http.StatusText(resp.StatusCode), msg)
 	}
 	var tr TokenResponse
-	if err := json.Unmarshal(body, &tr); err != nil || tr.AccessToken == "" || tr.ExpiresIn <= 0 {
+	if err := decodeAnswer(body, &tr); err != nil || tr.AccessToken == "" || tr.ExpiresIn <= 0 {
 		return errors.New("refreshing the Webex access token: the answer holds no access token and lifetime")
 	}
 	now := t.cfg.Now()

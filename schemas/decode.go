@@ -9,9 +9,8 @@ import (
 	"strconv"
 	"unicode/utf8"
 
-	fastjson "github.com/segmentio/encoding/json"
-
 	"github.com/acme-sp/wholesale-provisioner/internal/redact"
+	"github.com/acme-sp/wholesale-provisioner/internal/strictjson"
 )
 
 // The reasons of an InvalidOrderError: stable, low-cardinality codes, fit for
@@ -27,9 +26,29 @@ const (
 	ReasonInvalidJSON = "invalid_json"
 	// ReasonUnsupportedSchemaVersion: schemaVersion is a number other than OrderSchemaVersion.
 	ReasonUnsupportedSchemaVersion = "unsupported_schema_version"
-	// ReasonSchemaViolation: the value is JSON but does not follow the subscriber-order schema.
+	// ReasonSchemaViolation: the value is JSON but does not follow the
+	// subscriber-order schema, or names a key twice.
 	ReasonSchemaViolation = "schema_violation"
+	// ReasonLimitExceeded: the value nests arrays or objects deeper than
+	// MaxOrderDepth, holds more than MaxOrderValues values, or a number too
+	// long to be a value of the schema: refused before the work on it can
+	// grow with its shape rather than its size.
+	ReasonLimitExceeded = "limit_exceeded"
 )
+
+// OrderLimits bound what an order's JSON may hold before any of it is
+// interpreted. An order nests three levels deep, holds about 25 values and
+// one small integer (schemaVersion), so these leave room without letting a
+// record's shape, rather than its size, decide how long it takes.
+var OrderLimits = strictjson.Limits{MaxDepth: MaxOrderDepth, MaxNumberLen: 32, MaxValues: MaxOrderValues}
+
+// MaxOrderDepth is the deepest nesting of arrays and objects accepted in an
+// order (the standard library stops at 10,000; an order needs 3).
+const MaxOrderDepth = 16
+
+// MaxOrderValues is the most values (strings, numbers, objects, arrays at
+// any depth) accepted in an order: ten times what one holds.
+const MaxOrderValues = 256
 
 // InvalidOrderError says why a record value is not a valid subscriber order.
 // Retrying cannot fix it: the record should be dead-lettered (and, when OrderID
@@ -58,10 +77,12 @@ func (e *InvalidOrderError) Error() string {
 
 // DecodeOrder decodes and validates one record value as a subscriber order.
 // It checks, in order: that there is a value (nil is a tombstone), that it is
-// not empty, that it is UTF-8, that it is one JSON value, that schemaVersion is
-// supported, and that the document follows the subscriber-order schema; every
-// failure is an *InvalidOrderError. Limiting the size of the value is the
-// caller's job. DecodeOrder is safe for concurrent use.
+// not empty, that it is UTF-8, that it is one JSON value within OrderLimits
+// with no key twice in an object and no lone surrogate escape, that
+// schemaVersion is supported, and that the document follows the
+// subscriber-order schema; every failure is an *InvalidOrderError. Its time
+// is linear in the size of the value, whatever its shape; limiting the size
+// is the caller's job. DecodeOrder is safe for concurrent use.
 func DecodeOrder(value []byte) (Order, error) {
 	switch {
 	case value == nil:
@@ -74,15 +95,16 @@ func DecodeOrder(value []byte) (Order, error) {
 
 	// Parse once into a generic document: it serves the order id, the version
 	// check and the schema validation. Numbers stay json.Number, which is what
-	// the validator expects and keeps large integers exact.
-	doc, trailing, err := parseJSON(value)
-	orderID := readOrderID(doc)
+	// the validator expects and keeps large integers exact. The parse is
+	// strict and bounded: its work is linear in the size of the value.
+	doc, err := strictjson.Parse(value, OrderLimits)
 	if err != nil {
-		return Order{}, &InvalidOrderError{Reason: ReasonInvalidJSON, Detail: err.Error(), OrderID: orderID}
+		ie := parseError(value, doc, err)
+		// The pointer names the record's own keys, which may hold an address.
+		ie.Detail = redact.Text(ie.Detail)
+		return Order{}, ie
 	}
-	if trailing {
-		return Order{}, &InvalidOrderError{Reason: ReasonInvalidJSON, Detail: "unexpected data after the top-level JSON value", OrderID: orderID}
-	}
+	orderID := readOrderID(doc)
 
 	// Check the version before the schema, so that an order from a newer
 	// producer is reported as such and not as a list of schema violations.
@@ -243,40 +265,63 @@ func documentInt(v any) (int, error) {
 	return int(i), nil
 }
 
-// parseJSON parses exactly one JSON value. trailing reports bytes other than
-// white space after it; doc is still returned then, so that the order id can
-// be read.
-func parseJSON(value []byte) (doc any, trailing bool, err error) {
-	// The faster decoder serves well-formed values (nearly all of them); the
-	// standard one, whose syntax errors say where and what, serves the rest.
-	// The fuzz test checks that both read a valid order alike.
-	if rest, err := fastjson.Parse(value, &doc, fastjson.UseNumber); err == nil {
-		return doc, len(bytes.TrimLeft(rest, " \t\r\n")) > 0, nil
+// parseError explains why value is not an order's JSON. doc is what the
+// parse read before trailing data, if any, so that the order id can be told;
+// for the other refusals the order id stays unread: a record whose keys
+// repeat has no one order id, and the others were refused before theirs.
+func parseError(value []byte, doc any, err error) *InvalidOrderError {
+	var se *strictjson.Error
+	if !errors.As(err, &se) {
+		return &InvalidOrderError{Reason: ReasonInvalidJSON, Detail: err.Error()}
 	}
-	doc = nil
-	dec := json.NewDecoder(bytes.NewReader(value))
-	dec.UseNumber()
-	if err := dec.Decode(&doc); err != nil {
-		return nil, false, describeSyntaxError(err)
+	at := se.Pointer
+	if at == "" {
+		at = "/"
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return doc, true, nil
+	switch se.Kind {
+	case strictjson.KindTrailing:
+		return &InvalidOrderError{Reason: ReasonInvalidJSON, Detail: "unexpected data after the top-level JSON value", OrderID: readOrderID(doc)}
+	case strictjson.KindDepth:
+		return &InvalidOrderError{Reason: ReasonLimitExceeded,
+			Detail: fmt.Sprintf("%s: arrays and objects nested deeper than %d levels (at byte %d); an order nests 3", truncate(at), MaxOrderDepth, se.Offset)}
+	case strictjson.KindValues:
+		return &InvalidOrderError{Reason: ReasonLimitExceeded,
+			Detail: fmt.Sprintf("%s: more than %d values in the document (at byte %d); an order holds about 25", truncate(at), MaxOrderValues, se.Offset)}
+	case strictjson.KindNumber:
+		return &InvalidOrderError{Reason: ReasonLimitExceeded,
+			Detail: fmt.Sprintf("%s: %s (at byte %d); no order field holds such a number", truncate(at), se.Msg, se.Offset)}
+	case strictjson.KindDuplicateKey:
+		// Readers that keep the first and readers that keep the last would
+		// act on different orders: refuse rather than pick one.
+		return &InvalidOrderError{Reason: ReasonSchemaViolation,
+			Detail: fmt.Sprintf("%s: the key %s appears twice in one object (at byte %d); each may appear once", truncate(at), quoteShort(se.Key), se.Offset)}
+	case strictjson.KindSurrogate:
+		return &InvalidOrderError{Reason: ReasonInvalidEncoding,
+			Detail: fmt.Sprintf("%s: %s (at byte %d): Unicode text cannot hold it", truncate(at), se.Msg, se.Offset)}
+	case strictjson.KindInvalidUTF8:
+		return &InvalidOrderError{Reason: ReasonInvalidEncoding, Detail: invalidUTF8Detail(value)}
 	}
-	return doc, false, nil
+	return &InvalidOrderError{Reason: ReasonInvalidJSON, Detail: syntaxDetail(value, se)}
 }
 
-func describeSyntaxError(err error) error {
+// syntaxDetail says where and what the syntax error is, in the words of the
+// standard library, whose messages operators know; the strict parser's own
+// when the two disagree (which the fuzz test keeps from happening).
+func syntaxDetail(value []byte, se *strictjson.Error) string {
+	var doc any
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.UseNumber()
+	err := dec.Decode(&doc)
 	var syn *json.SyntaxError
 	switch {
 	case errors.As(err, &syn):
-		return fmt.Errorf("at byte %d: %s", syn.Offset, syn.Error())
+		return fmt.Sprintf("at byte %d: %s", syn.Offset, syn.Error())
 	case errors.Is(err, io.EOF):
-		return errors.New("no JSON value (only white space)")
+		return "no JSON value (only white space)"
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return errors.New("unexpected end of JSON input")
-	default:
-		return err
+		return "unexpected end of JSON input"
 	}
+	return fmt.Sprintf("at byte %d: %s", se.Offset, se.Msg)
 }
 
 func invalidUTF8Detail(value []byte) string {

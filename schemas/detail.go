@@ -33,20 +33,34 @@ func describeValidation(err error) string {
 	}
 	var problems []string
 	collectProblems(ve, &problems)
-	slices.SortFunc(problems, func(a, b string) int {
-		if ra, rb := problemRank(a), problemRank(b); ra != rb {
-			return ra - rb
+	// Rank each problem once: a hostile record can hold thousands.
+	ranked := make([]rankedProblem, len(problems))
+	for i, p := range problems {
+		ranked[i] = rankedProblem{rank: problemRank(p), text: p}
+	}
+	slices.SortFunc(ranked, func(a, b rankedProblem) int {
+		if a.rank != b.rank {
+			return a.rank - b.rank
 		}
-		return strings.Compare(a, b)
+		return strings.Compare(a.text, b.text)
 	})
-	problems = slices.Compact(problems)
-	if len(problems) == 0 {
+	ranked = slices.CompactFunc(ranked, func(a, b rankedProblem) bool { return a.text == b.text })
+	if len(ranked) == 0 {
 		return "the document does not follow the schema"
 	}
-	if n := len(problems) - maxProblems; n > 0 {
-		problems = append(problems[:maxProblems], fmt.Sprintf("and %d more", n))
+	problems = problems[:0]
+	for _, r := range ranked[:min(len(ranked), maxProblems)] {
+		problems = append(problems, r.text)
+	}
+	if n := len(ranked) - maxProblems; n > 0 {
+		problems = append(problems, fmt.Sprintf("and %d more", n))
 	}
 	return strings.Join(problems, "; ")
+}
+
+type rankedProblem struct {
+	rank int
+	text string
 }
 
 // problemRank orders the problems of a detail by what helps a reader most,

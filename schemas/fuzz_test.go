@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/acme-sp/wholesale-provisioner/internal/strictjson"
 )
 
 // badOrdersDir is the corpus of bad order records shared with the pipeline tests.
@@ -22,7 +24,7 @@ const badOrdersDir = "../testdata/bad-orders"
 // decodeReasons are the reasons DecodeOrder may give.
 var decodeReasons = []string{
 	ReasonTombstone, ReasonEmptyValue, ReasonInvalidEncoding, ReasonInvalidJSON,
-	ReasonUnsupportedSchemaVersion, ReasonSchemaViolation,
+	ReasonUnsupportedSchemaVersion, ReasonSchemaViolation, ReasonLimitExceeded,
 }
 
 // knownPackages are the packages the subscriber-order schema lists.
@@ -40,6 +42,15 @@ var (
 // decodeStallBudget is how long one DecodeOrder call may take before it counts
 // as a stall; real records take well under a millisecond.
 const decodeStallBudget = 5 * time.Second
+
+// decodeBudget is the time a value of n bytes may take to decode: a fixed
+// part, and a part per byte some fifty times what any shape measures
+// (BENCHMARKS.md, "Hostile input"). Time that grows faster than the size
+// (the nested arrays that took minutes) passes it within a few KiB, which
+// is where the fuzzer works.
+func decodeBudget(n int) time.Duration {
+	return 5*time.Millisecond + time.Duration(n)*2*time.Microsecond
+}
 
 // FuzzDecodeOrder decodes arbitrary bytes as an order and checks the
 // properties in checkDecodeOrder. Its seeds are the bad-record corpus and the
@@ -65,7 +76,8 @@ func FuzzDecodeOrder(f *testing.F) {
 }
 
 // checkDecodeOrder checks what must hold for any value: DecodeOrder returns
-// in good time, without panicking, either a valid order or an
+// within a time linear in the size of the value (decodeBudget), without
+// panicking, either a valid order or an
 // *InvalidOrderError; the reason agrees with what the bytes are (empty, not
 // UTF-8, not JSON); the order id is the document's; the detail is non-empty
 // UTF-8 and shows no email address of the input unmasked; and a valid order
@@ -76,6 +88,18 @@ func checkDecodeOrder(t *testing.T, value []byte) {
 	o, err := DecodeOrder(value)
 	if took := time.Since(start); took > decodeStallBudget {
 		t.Errorf("DecodeOrder took %v on %d bytes: a record must not stall the consumer", took, len(value))
+	} else if took > decodeBudget(len(value)) {
+		// Time per byte is the property; one slow spell of the machine is
+		// not: the best of three runs decides.
+		best := took
+		for range 3 {
+			start = time.Now()
+			_, _ = DecodeOrder(value)
+			best = min(best, time.Since(start))
+		}
+		if best > decodeBudget(len(value)) {
+			t.Errorf("DecodeOrder took %v (best of 4) on %d bytes, over its budget of %v: time grows faster than the size", best, len(value), decodeBudget(len(value)))
+		}
 	}
 	checkQuickAgrees(t, value)
 	if err != nil {
@@ -89,8 +113,8 @@ func checkDecodeOrder(t *testing.T, value []byte) {
 // the full validator says: DecodeOrder trusts its valid without asking.
 func checkQuickAgrees(t *testing.T, value []byte) {
 	t.Helper()
-	doc, trailing, err := parseJSON(value)
-	if err != nil || trailing || !utf8.Valid(value) {
+	doc, err := strictjson.Parse(value, OrderLimits)
+	if err != nil || !utf8.Valid(value) {
 		return
 	}
 	got := orderQuick(doc)
@@ -119,7 +143,9 @@ func checkInvalid(t *testing.T, value []byte, o Order, err error) {
 		t.Errorf("an invalid value also returned an order: %+v", o)
 	}
 
+	// What the bytes are decides the reason, up to the schema.
 	var want string
+	var strict *strictjson.Error
 	switch {
 	case value == nil:
 		want = ReasonTombstone
@@ -127,8 +153,22 @@ func checkInvalid(t *testing.T, value []byte, o Order, err error) {
 		want = ReasonEmptyValue
 	case !utf8.Valid(value):
 		want = ReasonInvalidEncoding
+	case errors.As(strictjson.Check(value, OrderLimits), &strict):
+		switch strict.Kind {
+		case strictjson.KindDepth, strictjson.KindNumber, strictjson.KindValues:
+			want = ReasonLimitExceeded
+		case strictjson.KindDuplicateKey:
+			want = ReasonSchemaViolation
+		case strictjson.KindSurrogate:
+			want = ReasonInvalidEncoding
+		default:
+			want = ReasonInvalidJSON
+			if json.Valid(value) {
+				t.Errorf("the strict parser finds a %s error (%v) in what encoding/json reads as JSON", strict.Kind, strict)
+			}
+		}
 	case !json.Valid(value):
-		want = ReasonInvalidJSON
+		t.Errorf("the strict parser accepts what encoding/json refuses")
 	}
 	if want != "" && ie.Reason != want {
 		t.Errorf("reason = %q, want %q", ie.Reason, want)
@@ -305,8 +345,9 @@ func TestDecodeOrderDoesNotStallOnHugeExponents(t *testing.T) {
 	select {
 	case err := <-done:
 		var ie *InvalidOrderError
-		if !errors.As(err, &ie) || ie.Reason != ReasonSchemaViolation {
-			t.Errorf("DecodeOrder = %v, want a schema violation", err)
+		// Refused before the validator sees a number: limit_exceeded.
+		if !errors.As(err, &ie) || ie.Reason != ReasonLimitExceeded {
+			t.Errorf("DecodeOrder = %v, want the number refused as limit_exceeded", err)
 		}
 	case <-time.After(2 * time.Second):
 		t.Fatalf("DecodeOrder of %d bytes did not return within 2s: %s", len(value), value)

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/acme-sp/wholesale-provisioner/internal/strictjson"
 )
 
 func TestQuickCheckCompilesTheOrderSchema(t *testing.T) {
@@ -15,7 +17,7 @@ func TestQuickCheckCompilesTheOrderSchema(t *testing.T) {
 			"through the slow full validator; implement the keyword in quick.go", orderQuickErr)
 	}
 	for _, name := range []string{"subscriber-order.v1.json", "subscriber-order-meetings.v1.json", "subscriber-order-new-customer.v1.json"} {
-		doc, _, err := parseJSON(readExample(t, name))
+		doc, err := strictjson.Parse(readExample(t, name), OrderLimits)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,8 +82,8 @@ func TestQuickCheckVerdicts(t *testing.T) {
 		{"not an object", `[1, 2]`, invalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			doc, trailing, err := parseJSON([]byte(tc.doc))
-			if err != nil || trailing {
+			doc, err := strictjson.Parse([]byte(tc.doc), OrderLimits)
+			if err != nil {
 				t.Fatalf("test document does not parse: %v\n%s", err, tc.doc)
 			}
 			got := orderQuick(doc)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/acme-sp/wholesale-provisioner/internal/strictjson"
 	"github.com/acme-sp/wholesale-provisioner/schemas"
 )
 
@@ -331,12 +332,21 @@ func (r *Reader) setNext(p int, o int64) {
 	r.mu.Unlock()
 }
 
+// deadLetterLimits bound a dead-letter document: it nests five levels deep
+// (the original record's headers), and its numbers are offsets and counts.
+var deadLetterLimits = strictjson.Limits{MaxDepth: 16, MaxNumberLen: 32}
+
 // decode reads a record value as a dead letter of schema version 1 that
 // follows the dead-letter schema.
 func decode(value []byte) (schemas.DeadLetter, error) {
 	var d schemas.DeadLetter
 	if value == nil {
 		return d, errors.New("the record has no value")
+	}
+	// Anyone who may write to the topic can put anything there: bound the
+	// document before decoding it, so that one record cannot stall a replay.
+	if err := strictjson.Check(value, deadLetterLimits); err != nil {
+		return schemas.DeadLetter{}, fmt.Errorf("the value is not a dead-letter document: %w", err)
 	}
 	if err := json.Unmarshal(value, &d); err != nil {
 		return schemas.DeadLetter{}, fmt.Errorf("the value is not a dead-letter document: %w", err)

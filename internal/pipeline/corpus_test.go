@@ -16,6 +16,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/acme-sp/wholesale-provisioner/internal/strictjson"
 	"github.com/acme-sp/wholesale-provisioner/provisioning"
 	"github.com/acme-sp/wholesale-provisioner/schemas"
 )
@@ -27,7 +28,7 @@ const corpusDir = "../../testdata/bad-orders"
 // corpusReasons are the dead-letter reasons a corpus entry may expect.
 var corpusReasons = []string{
 	schemas.ReasonTombstone, schemas.ReasonEmptyValue, schemas.ReasonInvalidEncoding, schemas.ReasonInvalidJSON,
-	schemas.ReasonUnsupportedSchemaVersion, schemas.ReasonSchemaViolation, ReasonRecordTooLarge, ReasonDuplicateOrderID,
+	schemas.ReasonUnsupportedSchemaVersion, schemas.ReasonSchemaViolation, schemas.ReasonLimitExceeded, ReasonRecordTooLarge, ReasonDuplicateOrderID,
 }
 
 // stallBudget is how long one record may take before the test calls it a
@@ -458,7 +459,34 @@ func TestHugeExponentsDoNotStallTheConsumer(t *testing.T) {
 		t.Fatalf("Handle of a %d-byte record did not return within 2s (it stalls the consumer): %s", len(value), value)
 	}
 	t.Logf("answered in %v", time.Since(start))
-	if dls := deadLetters(t, r); len(dls) != 1 || dls[0].Reason != schemas.ReasonSchemaViolation {
-		t.Errorf("dead letters = %+v, want one schema_violation", dls)
+	if dls := deadLetters(t, r); len(dls) != 1 || dls[0].Reason != schemas.ReasonLimitExceeded {
+		t.Errorf("dead letters = %+v, want one limit_exceeded (the numbers refused before any validation)", dls)
+	}
+}
+
+// BenchmarkHandleHostile answers records of every hostile shape at 1, 16 and
+// 256 KiB through a Pipeline (decoding, the dead letter and the outcome
+// built, the publish recorded), reporting ns/byte: the whole decision on an
+// untrusted record, not only its decoding (BENCHMARKS.md, "Hostile input").
+func BenchmarkHandleHostile(b *testing.B) {
+	for _, size := range []int{1 << 10, 16 << 10, 256 << 10} {
+		for _, sh := range strictjson.HostileShapes(size) {
+			b.Run(fmt.Sprintf("%s/%dKiB", sh.Name, size>>10), func(b *testing.B) {
+				r := &recorder{Writer: newRecorder(b).Writer}
+				p := New(Config{ConsumerGroup: "bench"}, &countingProvisioner{}, r)
+				msg := corpusRecord(sh.Data, 1)
+				b.SetBytes(int64(len(sh.Data)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := p.Handle(context.Background(), msg); err != nil {
+						b.Fatal(err)
+					}
+					r.mu.Lock()
+					r.sent = r.sent[:0]
+					r.mu.Unlock()
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(sh.Data)), "ns/byte")
+			})
+		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/acme-sp/wholesale-provisioner/consumer"
 	"github.com/acme-sp/wholesale-provisioner/internal/redact"
+	"github.com/acme-sp/wholesale-provisioner/internal/strictjson"
 	"github.com/acme-sp/wholesale-provisioner/internal/yield"
 	"github.com/acme-sp/wholesale-provisioner/provisioning"
 	"github.com/acme-sp/wholesale-provisioner/schemas"
@@ -487,12 +487,14 @@ func OrderKey(msg kafka.Message) string {
 	if len(msg.Key) > 0 {
 		return string(msg.Key)
 	}
-	var head struct {
-		CustomerID string `json:"customerId"`
-		Email      string `json:"email"`
-	}
-	if json.Unmarshal(msg.Value, &head) == nil && head.CustomerID != "" && head.Email != "" {
-		return head.CustomerID + "/" + strings.ToLower(head.Email)
+	// Bounded like the order's own decoding: this runs as the record is
+	// fetched, before its size is checked.
+	doc, err := strictjson.Parse(msg.Value, schemas.OrderLimits)
+	obj, _ := doc.(map[string]any)
+	customer, _ := obj["customerId"].(string)
+	email, _ := obj["email"].(string)
+	if err == nil && customer != "" && email != "" {
+		return customer + "/" + strings.ToLower(email)
 	}
 	return consumer.DefaultKey(msg)
 }

@@ -40,7 +40,7 @@ type recorder struct {
 	onPublish func(ctx context.Context)
 }
 
-func newRecorder(t *testing.T) *recorder {
+func newRecorder(t testing.TB) *recorder {
 	w, err := producer.NewWriter(producer.Config{Brokers: []string{"127.0.0.1:1"}, OutcomesTopic: "out", DeadLetterTopic: "dlt"})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/segmentio/encoding/json"
 
+	"github.com/acme-sp/wholesale-provisioner/internal/strictjson"
 	"github.com/acme-sp/wholesale-provisioner/provisioning"
 )
 
@@ -81,6 +82,9 @@ type provisionBody struct {
 	ProvisioningParameters *provisioning.ProvisioningParameters `json:"provisioningParameters"`
 }
 
+// bodyLimits bound a request body: requests nest three levels deep.
+var bodyLimits = strictjson.Limits{MaxDepth: 32, MaxNumberLen: 32, AllowDuplicateKeys: true}
+
 // decodeJSON reads the JSON body of r into v. It returns false and the answer
 // to give when the body is not JSON.
 func decodeJSON(r *http.Request, v any) (reply, bool) {
@@ -96,6 +100,11 @@ func decodeJSON(r *http.Request, v any) (reply, bool) {
 	}
 	if buf.Len() > maxBodyBytes {
 		return errReply(http.StatusBadRequest, "The request body is too large."), false
+	}
+	// Bounded before decoding, as the client bounds the answers: a request
+	// body's shape must not decide how long the simulator spends on it.
+	if err := strictjson.Check(buf.Bytes(), bodyLimits); err != nil {
+		return errReply(http.StatusBadRequest, "The request body is not valid JSON: "+err.Error()), false
 	}
 	if err := json.Unmarshal(buf.Bytes(), v); err != nil {
 		return errReply(http.StatusBadRequest, "The request body is not valid JSON."), false
