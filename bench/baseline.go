@@ -99,7 +99,7 @@ func (b *baseline) loop(ctx context.Context) error {
 			}
 			return fmt.Errorf("fetching order: %w", err)
 		}
-		if err := b.pipe.Handle(ctx, m); err != nil {
+		if err := b.pipe.Handle(ctx, m, nil); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

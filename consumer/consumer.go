@@ -19,20 +19,34 @@ import (
 // Handler processes one record. A nil error means the record is finished (its
 // outcome or dead letter is durably written) and its offset may be committed. An
 // error means it is not: the consumer retries the same record after a backoff and
-// never skips it. An error with a method PausesConsumer() bool that returns true
-// says no record can succeed now (a configuration fault): the consumer then
-// starts no other record until this one, retried, succeeds. Handle is called
-// concurrently for records of different keys and must be safe to call again for
-// the same record.
+// never skips it. A *PauseError says no record can succeed now (a configuration
+// fault): the consumer then starts no other record until this one, retried,
+// succeeds. slot is the call's worker slot, to give back while it waits (see
+// Slot). Handle is called concurrently for records of different keys and must be
+// safe to call again for the same record.
 type Handler interface {
-	Handle(ctx context.Context, msg kafka.Message) error
+	Handle(ctx context.Context, msg kafka.Message, slot *Slot) error
 }
 
 // HandlerFunc adapts a function to Handler.
-type HandlerFunc func(ctx context.Context, msg kafka.Message) error
+type HandlerFunc func(ctx context.Context, msg kafka.Message, slot *Slot) error
 
 // Handle calls f.
-func (f HandlerFunc) Handle(ctx context.Context, msg kafka.Message) error { return f(ctx, msg) }
+func (f HandlerFunc) Handle(ctx context.Context, msg kafka.Message, slot *Slot) error {
+	return f(ctx, msg, slot)
+}
+
+// PauseError is a handler's error that no record can get past (a revoked
+// token, say): retrying every record would only flood the logs and the API.
+// The consumer retries the record that met it alone, and starts no other
+// until it succeeds.
+type PauseError struct{ Err error }
+
+// Pause marks err as one that no record can get past (see PauseError).
+func Pause(err error) error { return &PauseError{Err: err} }
+
+func (e *PauseError) Error() string { return e.Err.Error() }
+func (e *PauseError) Unwrap() error { return e.Err }
 
 // Config configures a Consumer. The zero value of each optional field selects the
 // default given in its comment.

@@ -58,7 +58,7 @@ func TestFailedRecordIsRetriedNotSkipped(t *testing.T) {
 	seen := map[string][]int{}      // key -> values in handling order
 	total := 0
 	done := make(chan struct{})
-	h := HandlerFunc(func(ctx context.Context, m kafka.Message) error {
+	h := HandlerFunc(func(ctx context.Context, m kafka.Message, slot *Slot) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if fails[string(m.Value)] > 0 {
@@ -114,7 +114,7 @@ func TestUnfinishedRecordIsNotCommitted(t *testing.T) {
 	var mu sync.Mutex
 	stuck := make(chan struct{})
 	var once sync.Once
-	h := HandlerFunc(func(ctx context.Context, m kafka.Message) error {
+	h := HandlerFunc(func(ctx context.Context, m kafka.Message, slot *Slot) error {
 		if string(m.Value) == "2" {
 			once.Do(func() { close(stuck) })
 			return errors.New("still failing")
@@ -149,7 +149,7 @@ func TestUnfinishedRecordIsNotCommitted(t *testing.T) {
 	var mu2 sync.Mutex
 	var got2 []int64
 	all := make(chan struct{})
-	c2, _ := New(Config{Brokers: brokers, GroupID: "g", Topic: topic}, HandlerFunc(func(ctx context.Context, m kafka.Message) error {
+	c2, _ := New(Config{Brokers: brokers, GroupID: "g", Topic: topic}, HandlerFunc(func(ctx context.Context, m kafka.Message, slot *Slot) error {
 		mu2.Lock()
 		defer mu2.Unlock()
 		got2 = append(got2, m.Offset)
@@ -179,7 +179,7 @@ func TestUnfinishedRecordIsNotCommitted(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	for _, c := range []Config{{}, {Brokers: []string{"a:1"}}, {Brokers: []string{"a:1"}, GroupID: "g"}} {
-		if _, err := New(c, HandlerFunc(func(context.Context, kafka.Message) error { return nil })); err == nil {
+		if _, err := New(c, HandlerFunc(func(context.Context, kafka.Message, *Slot) error { return nil })); err == nil {
 			t.Errorf("New(%+v) succeeded", c)
 		}
 	}

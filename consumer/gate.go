@@ -6,14 +6,9 @@ import (
 	"time"
 )
 
-// pauser is implemented by handler errors that mean no record can succeed now,
-// whichever it is: a revoked API token, say. Retrying every record would only
-// flood the logs and the API.
-type pauser interface{ PausesConsumer() bool }
-
 func pausesConsumer(err error) bool {
-	var p pauser
-	return errors.As(err, &p) && p.PausesConsumer()
+	var p *PauseError
+	return errors.As(err, &p)
 }
 
 // gate stops the consumer from starting records while such a fault lasts. The

@@ -16,8 +16,7 @@ import (
 
 type faultErr struct{}
 
-func (faultErr) Error() string        { return "401 token revoked" }
-func (faultErr) PausesConsumer() bool { return true }
+func (faultErr) Error() string { return "401 token revoked" }
 
 type syncBuf struct {
 	mu sync.Mutex
@@ -36,10 +35,10 @@ func TestConfigurationFaultPausesEverything(t *testing.T) {
 	var revoked atomic.Bool
 	revoked.Store(true)
 	var calls, finished atomic.Int64
-	h := HandlerFunc(func(ctx context.Context, m kafka.Message) error {
+	h := HandlerFunc(func(ctx context.Context, m kafka.Message, slot *Slot) error {
 		calls.Add(1)
 		if revoked.Load() {
-			return faultErr{}
+			return Pause(faultErr{})
 		}
 		finished.Add(1)
 		return nil

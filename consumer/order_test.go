@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/acme-sp/wholesale-provisioner/internal/yield"
 )
 
 // TestKeyOrderUnderConcurrency is a property test: with random handler
@@ -38,7 +36,7 @@ func TestKeyOrderUnderConcurrency(t *testing.T) {
 				now, peak atomic.Int64
 			)
 			done := make(chan struct{})
-			h := HandlerFunc(func(ctx context.Context, m kafka.Message) error {
+			h := HandlerFunc(func(ctx context.Context, m kafka.Message, slot *Slot) error {
 				c := now.Add(1)
 				for p := peak.Load(); c > p && !peak.CompareAndSwap(p, c); p = peak.Load() {
 				}
@@ -95,7 +93,7 @@ func TestBackPressureBoundsBuffering(t *testing.T) {
 	brokers, topic := setupKeyed(t, 2, 2000, 2000)
 	release := make(chan struct{})
 	var started atomic.Int64
-	h := HandlerFunc(func(ctx context.Context, m kafka.Message) error {
+	h := HandlerFunc(func(ctx context.Context, m kafka.Message, slot *Slot) error {
 		started.Add(1)
 		select {
 		case <-release:
@@ -150,17 +148,17 @@ func setupKeyed(t *testing.T, partitions int32, n, keys int) ([]string, string) 
 }
 
 // TestWaitingRecordGivesItsSlotBack: with one worker, a record that waits
-// (a retry backoff, through package yield) lets another key's record run.
+// (a retry backoff, through its Slot) lets another key's record run.
 func TestWaitingRecordGivesItsSlotBack(t *testing.T) {
 	brokers, topic := setupKeyed(t, 1, 2, 2) // two records, two keys
 	var order []string
 	var mu sync.Mutex
 	done := make(chan struct{})
-	h := HandlerFunc(func(ctx context.Context, m kafka.Message) error {
+	h := HandlerFunc(func(ctx context.Context, m kafka.Message, slot *Slot) error {
 		if string(m.Value) == "0" {
-			yield.Release(ctx)
+			slot.Release()
 			time.Sleep(500 * time.Millisecond) // backing off
-			if err := yield.Acquire(ctx); err != nil {
+			if err := slot.Acquire(ctx); err != nil {
 				return err
 			}
 		}
@@ -198,7 +196,7 @@ func TestWorkersDoNotGrowWithTheBacklog(t *testing.T) {
 	before := runtime.NumGoroutine()
 	var handled atomic.Int64
 	release := make(chan struct{})
-	h := HandlerFunc(func(ctx context.Context, m kafka.Message) error {
+	h := HandlerFunc(func(ctx context.Context, m kafka.Message, slot *Slot) error {
 		select {
 		case <-release:
 		case <-ctx.Done():

@@ -9,8 +9,6 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
-
-	"github.com/acme-sp/wholesale-provisioner/internal/yield"
 )
 
 // item is one fetched record on its way through the scheduler.
@@ -205,8 +203,8 @@ func (s *scheduler) run(it *item, q *keyQueue) {
 		}
 		p.running.Add(1)
 		s.inFlight.Add(1)
-		slot := &heldSlot{s: s, held: true}
-		err := s.handler.Handle(yield.With(p.ctx, slot), it.msg)
+		slot := &Slot{s: s, held: true}
+		err := s.handler.Handle(p.ctx, it.msg, slot)
 		slot.done()
 		p.running.Add(-1)
 		if err == nil {
@@ -278,9 +276,14 @@ func closed(ch <-chan struct{}) bool {
 	}
 }
 
-// heldSlot is the worker slot of one Handle call; the handler may give it back
-// while it waits (see package yield). Used by that call's goroutine only.
-type heldSlot struct {
+// Slot is the worker slot of one Handle call. A handler that waits for
+// something other than work of its own (a retry's backoff, a poll interval,
+// the acknowledgement of a write) gives it back with Release and takes one
+// again with Acquire before it goes on, so that the waiting record does not
+// hold a worker the others need. It is used by that call's goroutine only,
+// and only during the call. A nil *Slot holds nothing: both methods do
+// nothing, for handlers run outside a Consumer.
+type Slot struct {
 	s    *scheduler
 	held bool
 	// yielded: the handler gave the slot back at least once, so its worker
@@ -288,8 +291,9 @@ type heldSlot struct {
 	yielded bool
 }
 
-func (h *heldSlot) Release() {
-	if h.held {
+// Release gives the slot back; it does nothing if the slot is not held.
+func (h *Slot) Release() {
+	if h != nil && h.held {
 		h.giveBack()
 		if !h.yielded {
 			h.yielded = true
@@ -300,7 +304,7 @@ func (h *heldSlot) Release() {
 
 // done ends the Handle call: the slot is given back, or the worker, parked
 // since the handler gave it back, is busy again.
-func (h *heldSlot) done() {
+func (h *Slot) done() {
 	switch {
 	case h.held:
 		h.giveBack()
@@ -310,19 +314,21 @@ func (h *heldSlot) done() {
 }
 
 // resume ends the parking that the first Release started.
-func (h *heldSlot) resume() {
+func (h *Slot) resume() {
 	h.yielded = false
 	h.s.unpark()
 }
 
-func (h *heldSlot) giveBack() {
+func (h *Slot) giveBack() {
 	h.held = false
 	h.s.inFlight.Add(-1)
 	<-h.s.slots
 }
 
-func (h *heldSlot) Acquire(ctx context.Context) error {
-	if h.held {
+// Acquire takes a slot again, waiting for one, or returns ctx's error; it
+// does nothing if the slot is held.
+func (h *Slot) Acquire(ctx context.Context) error {
+	if h == nil || h.held {
 		return nil
 	}
 	if h.yielded {

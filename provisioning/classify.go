@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/acme-sp/wholesale-provisioner/schemas"
 )
 
 // APIError is a non-2xx answer of the Webex API. Its text never holds the token.
@@ -74,35 +76,14 @@ type TokenError struct{ Err error }
 func (e *TokenError) Error() string { return "getting Webex access token: " + e.Err.Error() }
 func (e *TokenError) Unwrap() error { return e.Err }
 
-// Class is what an error means for the order that met it.
-type Class int
-
-// The classes. The zero value is not a class, so that a forgotten classification shows.
-const (
-	// Transient errors may succeed later: retry after a backoff.
-	Transient Class = iota + 1
-	// Permanent errors will fail again: fail the order and dead-letter it.
-	Permanent
-	// ConfigFault errors are nobody's order's fault (token revoked or wrong): stop
-	// taking orders, alert, and resume when the fault clears.
-	ConfigFault
-)
-
-func (c Class) String() string {
-	switch c {
-	case Transient:
-		return "transient"
-	case Permanent:
-		return "permanent"
-	case ConfigFault:
-		return "config_fault"
-	}
-	return "unclassified"
-}
-
 // Decision is the classification of one error.
 type Decision struct {
-	Class Class
+	// Class is schemas.ErrorClassTransient (may succeed later: retry after a
+	// backoff), schemas.ErrorClassPermanent (will fail again: fail the order),
+	// or schemas.ErrorClassConfigFault (nobody's order's fault: stop taking
+	// orders until it clears). The zero value is no class, so that a
+	// forgotten classification shows.
+	Class string
 	// UnknownFate is true when a non-idempotent call (a create) may have taken
 	// effect: it must not be repeated before the subscriber is looked up.
 	UnknownFate bool
@@ -125,48 +106,48 @@ func Classify(err error) Decision {
 	case err == nil:
 		return Decision{}
 	case errors.As(err, &tok), errors.As(err, &denied):
-		return Decision{Class: ConfigFault}
+		return Decision{Class: schemas.ErrorClassConfigFault}
 	case errors.As(err, &api):
 		return classifyStatus(api)
 	case errors.As(err, &tr):
 		if tr.Status >= 200 && tr.Status <= 299 {
 			// The server answered success but the body was unusable: a create did happen.
-			return Decision{Class: Transient, UnknownFate: !tr.Idempotent}
+			return Decision{Class: schemas.ErrorClassTransient, UnknownFate: !tr.Idempotent}
 		}
 		if neverSent(tr.Err) {
-			return Decision{Class: Transient}
+			return Decision{Class: schemas.ErrorClassTransient}
 		}
-		return Decision{Class: Transient, UnknownFate: !tr.Idempotent}
+		return Decision{Class: schemas.ErrorClassTransient, UnknownFate: !tr.Idempotent}
 	case errors.Is(err, context.DeadlineExceeded):
-		return Decision{Class: Transient, UnknownFate: true}
+		return Decision{Class: schemas.ErrorClassTransient, UnknownFate: true}
 	default:
 		// Unknown errors are retried (bounded by the retry budget) rather than
 		// failing an order that may well succeed; a create's fate is then unknown.
-		return Decision{Class: Transient, UnknownFate: true}
+		return Decision{Class: schemas.ErrorClassTransient, UnknownFate: true}
 	}
 }
 
 func classifyStatus(e *APIError) Decision {
 	if e.HasCode(CodeCallingMaintenance) {
-		return Decision{Class: Transient, RetryAfter: e.RetryAfter}
+		return Decision{Class: schemas.ErrorClassTransient, RetryAfter: e.RetryAfter}
 	}
 	switch s := e.StatusCode; {
 	case s == http.StatusTooManyRequests, s == http.StatusLocked:
 		// Rejected before any work was done: safe to repeat, after the wait.
-		return Decision{Class: Transient, RetryAfter: e.RetryAfter}
+		return Decision{Class: schemas.ErrorClassTransient, RetryAfter: e.RetryAfter}
 	case s == http.StatusUnauthorized:
-		return Decision{Class: ConfigFault}
+		return Decision{Class: schemas.ErrorClassConfigFault}
 	case s == http.StatusInternalServerError, s == http.StatusBadGateway,
 		s == http.StatusServiceUnavailable, s == http.StatusGatewayTimeout:
-		return Decision{Class: Transient, UnknownFate: !e.Idempotent, RetryAfter: e.RetryAfter}
+		return Decision{Class: schemas.ErrorClassTransient, UnknownFate: !e.Idempotent, RetryAfter: e.RetryAfter}
 	case s == http.StatusRequestTimeout:
-		return Decision{Class: Transient, UnknownFate: !e.Idempotent}
+		return Decision{Class: schemas.ErrorClassTransient, UnknownFate: !e.Idempotent}
 	case s >= 500:
-		return Decision{Class: Transient, UnknownFate: !e.Idempotent, RetryAfter: e.RetryAfter}
+		return Decision{Class: schemas.ErrorClassTransient, UnknownFate: !e.Idempotent, RetryAfter: e.RetryAfter}
 	default:
 		// 400, 403, 404, 405, 409, 410, 415, 428 and any other 4xx: this order
 		// will get the same answer however often it is sent.
-		return Decision{Class: Permanent}
+		return Decision{Class: schemas.ErrorClassPermanent}
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/acme-sp/wholesale-provisioner/schemas"
 )
 
 func TestClassify(t *testing.T) {
@@ -47,43 +49,43 @@ func TestClassify(t *testing.T) {
 	}{
 		// Every status code of the API pages, for the create (POST), a read
 		// (GET) and the precheck (POST, idempotent).
-		{"400 create", apiErr(post, 400), Decision{Class: Permanent}},
-		{"400 get", apiErr(get, 400), Decision{Class: Permanent}},
-		{"401 create", apiErr(post, 401), Decision{Class: ConfigFault}},
-		{"401 get", apiErr(get, 401), Decision{Class: ConfigFault}},
-		{"401 validate", apiErr(validate, 401), Decision{Class: ConfigFault}},
-		{"403 create", apiErr(post, 403), Decision{Class: Permanent}},
-		{"404 get", apiErr(get, 404), Decision{Class: Permanent}},
-		{"405 create", apiErr(post, 405), Decision{Class: Permanent}},
-		{"409 create", apiErr(post, 409, CodeEmailInUse), Decision{Class: Permanent}},
-		{"410 get", apiErr(get, 410), Decision{Class: Permanent}},
-		{"415 create", apiErr(post, 415), Decision{Class: Permanent}},
-		{"428 create", apiErr(post, 428), Decision{Class: Permanent}},
-		{"423 create with Retry-After", withRetryAfter(apiErr(post, 423), 3*time.Second), Decision{Class: Transient, RetryAfter: 3 * time.Second}},
-		{"429 create with Retry-After", withRetryAfter(apiErr(post, 429), 2*time.Second), Decision{Class: Transient, RetryAfter: 2 * time.Second}},
-		{"429 get without Retry-After", apiErr(get, 429), Decision{Class: Transient}},
-		{"429 validate", withRetryAfter(apiErr(validate, 429), time.Second), Decision{Class: Transient, RetryAfter: time.Second}},
-		{"500 get", apiErr(get, 500), Decision{Class: Transient}},
-		{"500 create", apiErr(post, 500), Decision{Class: Transient, UnknownFate: true}},
-		{"502 create", apiErr(post, 502), Decision{Class: Transient, UnknownFate: true}},
-		{"502 get", apiErr(get, 502), Decision{Class: Transient}},
-		{"503 create", apiErr(post, 503), Decision{Class: Transient, UnknownFate: true}},
-		{"503 validate", apiErr(validate, 503), Decision{Class: Transient}},
-		{"503 with Retry-After", withRetryAfter(apiErr(get, 503), 5*time.Second), Decision{Class: Transient, RetryAfter: 5 * time.Second}},
-		{"504 create", apiErr(post, 504), Decision{Class: Transient, UnknownFate: true}},
-		{"504 get", apiErr(get, 504), Decision{Class: Transient}},
-		{"calling maintenance 2560 on a 400", apiErr(post, 400, CodeCallingMaintenance), Decision{Class: Transient}},
+		{"400 create", apiErr(post, 400), Decision{Class: schemas.ErrorClassPermanent}},
+		{"400 get", apiErr(get, 400), Decision{Class: schemas.ErrorClassPermanent}},
+		{"401 create", apiErr(post, 401), Decision{Class: schemas.ErrorClassConfigFault}},
+		{"401 get", apiErr(get, 401), Decision{Class: schemas.ErrorClassConfigFault}},
+		{"401 validate", apiErr(validate, 401), Decision{Class: schemas.ErrorClassConfigFault}},
+		{"403 create", apiErr(post, 403), Decision{Class: schemas.ErrorClassPermanent}},
+		{"404 get", apiErr(get, 404), Decision{Class: schemas.ErrorClassPermanent}},
+		{"405 create", apiErr(post, 405), Decision{Class: schemas.ErrorClassPermanent}},
+		{"409 create", apiErr(post, 409, CodeEmailInUse), Decision{Class: schemas.ErrorClassPermanent}},
+		{"410 get", apiErr(get, 410), Decision{Class: schemas.ErrorClassPermanent}},
+		{"415 create", apiErr(post, 415), Decision{Class: schemas.ErrorClassPermanent}},
+		{"428 create", apiErr(post, 428), Decision{Class: schemas.ErrorClassPermanent}},
+		{"423 create with Retry-After", withRetryAfter(apiErr(post, 423), 3*time.Second), Decision{Class: schemas.ErrorClassTransient, RetryAfter: 3 * time.Second}},
+		{"429 create with Retry-After", withRetryAfter(apiErr(post, 429), 2*time.Second), Decision{Class: schemas.ErrorClassTransient, RetryAfter: 2 * time.Second}},
+		{"429 get without Retry-After", apiErr(get, 429), Decision{Class: schemas.ErrorClassTransient}},
+		{"429 validate", withRetryAfter(apiErr(validate, 429), time.Second), Decision{Class: schemas.ErrorClassTransient, RetryAfter: time.Second}},
+		{"500 get", apiErr(get, 500), Decision{Class: schemas.ErrorClassTransient}},
+		{"500 create", apiErr(post, 500), Decision{Class: schemas.ErrorClassTransient, UnknownFate: true}},
+		{"502 create", apiErr(post, 502), Decision{Class: schemas.ErrorClassTransient, UnknownFate: true}},
+		{"502 get", apiErr(get, 502), Decision{Class: schemas.ErrorClassTransient}},
+		{"503 create", apiErr(post, 503), Decision{Class: schemas.ErrorClassTransient, UnknownFate: true}},
+		{"503 validate", apiErr(validate, 503), Decision{Class: schemas.ErrorClassTransient}},
+		{"503 with Retry-After", withRetryAfter(apiErr(get, 503), 5*time.Second), Decision{Class: schemas.ErrorClassTransient, RetryAfter: 5 * time.Second}},
+		{"504 create", apiErr(post, 504), Decision{Class: schemas.ErrorClassTransient, UnknownFate: true}},
+		{"504 get", apiErr(get, 504), Decision{Class: schemas.ErrorClassTransient}},
+		{"calling maintenance 2560 on a 400", apiErr(post, 400, CodeCallingMaintenance), Decision{Class: schemas.ErrorClassTransient}},
 
 		// Transport errors.
-		{"connection refused create", transport(post, dial), Decision{Class: Transient}},
-		{"connection reset create", transport(post, reset), Decision{Class: Transient, UnknownFate: true}},
-		{"connection reset get", transport(get, reset), Decision{Class: Transient}},
-		{"EOF create", transport(post, io.ErrUnexpectedEOF), Decision{Class: Transient, UnknownFate: true}},
-		{"timeout create", transport(post, context.DeadlineExceeded), Decision{Class: Transient, UnknownFate: true}},
-		{"timeout get", transport(get, context.DeadlineExceeded), Decision{Class: Transient}},
-		{"DNS failure create", transport(post, &net.DNSError{Err: "no such host", Name: "webexapis.com"}), Decision{Class: Transient}},
-		{"2xx with unreadable body create", &TransportError{Method: post, Status: 200, Err: errors.New("bad json")}, Decision{Class: Transient, UnknownFate: true}},
-		{"token unavailable", &TokenError{Err: errors.New("no file")}, Decision{Class: ConfigFault}},
+		{"connection refused create", transport(post, dial), Decision{Class: schemas.ErrorClassTransient}},
+		{"connection reset create", transport(post, reset), Decision{Class: schemas.ErrorClassTransient, UnknownFate: true}},
+		{"connection reset get", transport(get, reset), Decision{Class: schemas.ErrorClassTransient}},
+		{"EOF create", transport(post, io.ErrUnexpectedEOF), Decision{Class: schemas.ErrorClassTransient, UnknownFate: true}},
+		{"timeout create", transport(post, context.DeadlineExceeded), Decision{Class: schemas.ErrorClassTransient, UnknownFate: true}},
+		{"timeout get", transport(get, context.DeadlineExceeded), Decision{Class: schemas.ErrorClassTransient}},
+		{"DNS failure create", transport(post, &net.DNSError{Err: "no such host", Name: "webexapis.com"}), Decision{Class: schemas.ErrorClassTransient}},
+		{"2xx with unreadable body create", &TransportError{Method: post, Status: 200, Err: errors.New("bad json")}, Decision{Class: schemas.ErrorClassTransient, UnknownFate: true}},
+		{"token unavailable", &TokenError{Err: errors.New("no file")}, Decision{Class: schemas.ErrorClassConfigFault}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 // missing. It is nobody's order's fault, so Classify calls it a
 // configuration fault, like a revoked token.
 type ForbiddenFault struct {
-	Step Step
+	Step string
 	// Customers is how many different customers met the 403 in a row.
 	Customers int
 	// Err is the last 403.
@@ -35,16 +35,16 @@ type forbiddenStreaks struct {
 	threshold int
 
 	mu        sync.Mutex
-	customers map[Step]map[string]struct{}
+	customers map[string]map[string]struct{}
 }
 
 func newForbiddenStreaks(threshold int) *forbiddenStreaks {
-	return &forbiddenStreaks{threshold: threshold, customers: map[Step]map[string]struct{}{}}
+	return &forbiddenStreaks{threshold: threshold, customers: map[string]map[string]struct{}{}}
 }
 
 // check is told the result of one call of step for customer and returns it,
 // or a *ForbiddenFault in place of a 403 once the streak is long enough.
-func (f *forbiddenStreaks) check(step Step, customer string, err error) error {
+func (f *forbiddenStreaks) check(step string, customer string, err error) error {
 	var api *APIError
 	forbidden := errors.As(err, &api) && api.StatusCode == http.StatusForbidden
 	if err != nil && !forbidden {

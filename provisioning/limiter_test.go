@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/acme-sp/wholesale-provisioner/schemas"
 )
 
 // These tests are in package provisioning, not provisioning_test, so that they
@@ -767,7 +769,7 @@ func TestClientLimiter(t *testing.T) {
 	if errors.As(err, &tr) || errors.As(err, &api) {
 		t.Errorf("a call that waited for the limiter and was never sent is reported as %T", err)
 	}
-	if d := Classify(err); d.Class != Transient {
+	if d := Classify(err); d.Class != schemas.ErrorClassTransient {
 		t.Errorf("classified %+v", d)
 	}
 	if n := calls.Load(); n != 1 {
@@ -798,7 +800,7 @@ func TestClientLockedPausesNobody(t *testing.T) {
 	if !errors.As(err, &api) || api.StatusCode != http.StatusLocked || api.RetryAfter != time.Minute {
 		t.Fatalf("first call: %v", err)
 	}
-	if d := Classify(err); d.Class != Transient || d.RetryAfter != time.Minute {
+	if d := Classify(err); d.Class != schemas.ErrorClassTransient || d.RetryAfter != time.Minute {
 		t.Errorf("the 423 is classified %+v, want transient with its own Retry-After", d)
 	}
 	if until := lim.Stats().PausedUntil; !until.IsZero() {

@@ -11,19 +11,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 	"github.com/rs/zerolog"
 
-	"github.com/acme-sp/wholesale-provisioner/internal/yield"
 	"github.com/acme-sp/wholesale-provisioner/schemas"
-)
-
-// Step names a step of the workflow, for errors, logs and dead letters.
-type Step string
-
-// The workflow's steps.
-const (
-	StepPrecheck  Step = "precheck"
-	StepProvision Step = "provision"
-	StepLookup    Step = "lookup"
-	StepStatus    Step = "status"
 )
 
 // WorkflowConfig configures a Workflow. The zero value of each field selects the
@@ -53,7 +41,7 @@ type WorkflowConfig struct {
 	ForbiddenCustomers int
 	// OnRetry, when set, is called before each retry of a step with the error
 	// and the server's Retry-After (for metrics). It must be quick.
-	OnRetry func(step Step, err error, retryAfter time.Duration)
+	OnRetry func(step string, err error, retryAfter time.Duration)
 }
 
 func (c *WorkflowConfig) setDefaults() {
@@ -115,13 +103,15 @@ type Result struct {
 }
 
 // Error is the one error type the Workflow returns for an order that did not
-// succeed. Its Class says what to do: Permanent and Transient (retries exhausted)
-// fail the order; ConfigFault means stop taking orders until the fault clears.
+// succeed. Its Class (a schemas.ErrorClass*) says what to do: permanent and
+// transient (retries exhausted) fail the order; config_fault means stop taking
+// orders until the fault clears.
 type Error struct {
-	Class Class
-	// Reason is the failure reason for the outcome (empty for a ConfigFault).
-	Reason   schemas.FailureReason
-	Step     Step
+	Class string
+	// Reason is the failure reason for the outcome (empty for a configuration fault).
+	Reason schemas.FailureReason
+	// Step is a schemas.Step*.
+	Step     string
 	Attempts int
 	// Message explains the failure when Err alone does not.
 	Message string
@@ -143,6 +133,24 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// Fault says how the order failed, in the words of its dead letter and its
+// failed outcome, with Webex's answer.
+func (e *Error) Fault() schemas.Fault {
+	f := &schemas.Failure{Reason: e.Reason, Message: e.Error()}
+	for _, it := range e.Errors {
+		f.Errors = append(f.Errors, schemas.APIError{Code: it.ErrorCode, Description: it.Description})
+	}
+	if api := e.API(); api != nil {
+		f.HTTPStatus, f.TrackingID = api.StatusCode, api.TrackingID
+		for _, it := range api.Errors {
+			f.Errors = append(f.Errors, schemas.APIError{Code: it.ErrorCode, Description: it.Description})
+		}
+	}
+	return schemas.Fault{Class: e.Class, Step: e.Step, Reason: string(e.Reason), Message: f.Message, Attempts: e.Attempts, Failure: f}
+}
+
+var _ schemas.Faulter = (*Error)(nil)
+
 // API returns the Webex answer behind the error, if there was one.
 func (e *Error) API() *APIError {
 	var a *APIError
@@ -152,10 +160,14 @@ func (e *Error) API() *APIError {
 	return nil
 }
 
-// Provision runs an order whose action is provision. It returns a Result, or an
-// *Error, or the context's error when ctx ends first.
-func (w *Workflow) Provision(ctx context.Context, o schemas.Order) (Result, error) {
-	r := run{w: w, o: o}
+// Provision runs an order whose action is provision. Every backoff and poll
+// interval goes through wait (nil: Sleep). It returns a Result, or an *Error,
+// or the context's error when ctx ends first.
+func (w *Workflow) Provision(ctx context.Context, o schemas.Order, wait Wait) (Result, error) {
+	if wait == nil {
+		wait = Sleep
+	}
+	r := run{w: w, o: o, wait: wait}
 	ctx = WithTrackingPrefix(ctx, "wholesale-provisioner_"+o.OrderID)
 	res, err := r.provision(ctx)
 	res.Attempts = r.attempts
@@ -175,6 +187,7 @@ func (w *Workflow) Provision(ctx context.Context, o schemas.Order) (Result, erro
 type run struct {
 	w        *Workflow
 	o        schemas.Order
+	wait     Wait
 	attempts int
 }
 
@@ -230,7 +243,7 @@ func (r *run) precheck(ctx context.Context) (*PrecheckResponse, *Subscriber, err
 		req.CustomerInfo = &CustomerInfo{PrimaryEmail: r.o.CustomerInfo.PrimaryEmail}
 	}
 	var resp PrecheckResponse
-	err := r.retry(ctx, StepPrecheck, func() error {
+	err := r.retry(ctx, schemas.StepPrecheck, func() error {
 		var err error
 		r.attempts++
 		resp, err = r.w.api.Precheck(ctx, req)
@@ -248,12 +261,12 @@ func (r *run) precheck(ctx context.Context) (*PrecheckResponse, *Subscriber, err
 			return nil, nil, lerr
 		}
 		if sub == nil {
-			return nil, nil, &Error{Class: Permanent, Reason: schemas.ReasonPrecheckRejected, Step: StepPrecheck,
+			return nil, nil, &Error{Class: schemas.ErrorClassPermanent, Reason: schemas.ReasonPrecheckRejected, Step: schemas.StepPrecheck,
 				Message: "the email belongs to a user outside this customer", Err: err}
 		}
 		return nil, sub, nil
 	default:
-		return nil, nil, r.fail(StepPrecheck, schemas.ReasonPrecheckRejected, err)
+		return nil, nil, r.fail(schemas.StepPrecheck, schemas.ReasonPrecheckRejected, err)
 	}
 }
 
@@ -273,7 +286,7 @@ func (r *run) create(ctx context.Context) (Result, error) {
 		uncertain  bool // a create of this delivery may have taken effect
 		duplicated bool // the API said the email is taken
 	)
-	err := r.retry(ctx, StepProvision, func() error {
+	err := r.retry(ctx, schemas.StepProvision, func() error {
 		if lookUp {
 			sub, err := r.lookup(ctx)
 			if err != nil {
@@ -285,7 +298,7 @@ func (r *run) create(ctx context.Context) (Result, error) {
 				return nil
 			}
 			if duplicated {
-				return backoff.Permanent(&Error{Class: Permanent, Reason: schemas.ReasonAPIRejected, Step: StepProvision,
+				return backoff.Permanent(&Error{Class: schemas.ErrorClassPermanent, Reason: schemas.ReasonAPIRejected, Step: schemas.StepProvision,
 					Message: "the email belongs to a user outside this customer"})
 			}
 		}
@@ -311,10 +324,10 @@ func (r *run) create(ctx context.Context) (Result, error) {
 		if errors.As(err, &we) {
 			return res, we
 		}
-		return res, r.fail(StepProvision, schemas.ReasonAPIRejected, err)
+		return res, r.fail(schemas.StepProvision, schemas.ReasonAPIRejected, err)
 	}
 	if res.AlreadyExisted && !samePackages(res.Subscriber, r.o.Packages) {
-		return res, &Error{Class: Permanent, Reason: schemas.ReasonAPIRejected, Step: StepProvision,
+		return res, &Error{Class: schemas.ErrorClassPermanent, Reason: schemas.ReasonAPIRejected, Step: schemas.StepProvision,
 			Message: fmt.Sprintf("the subscriber exists with packages %v, not %v: send an update order", subscriberPackages(res.Subscriber), r.o.Packages)}
 	}
 	return res, nil
@@ -323,16 +336,16 @@ func (r *run) create(ctx context.Context) (Result, error) {
 // findExisting looks the subscriber up with retries, for the precheck's duplicate.
 func (r *run) findExisting(ctx context.Context) (*Subscriber, error) {
 	var sub *Subscriber
-	err := r.retry(ctx, StepLookup, func() error {
+	err := r.retry(ctx, schemas.StepLookup, func() error {
 		var err error
 		sub, err = r.lookup(ctx)
 		return err
 	})
 	if err != nil {
-		return nil, r.fail(StepLookup, schemas.ReasonAPIRejected, err)
+		return nil, r.fail(schemas.StepLookup, schemas.ReasonAPIRejected, err)
 	}
 	if sub != nil && !samePackages(*sub, r.o.Packages) {
-		return nil, &Error{Class: Permanent, Reason: schemas.ReasonAPIRejected, Step: StepLookup,
+		return nil, &Error{Class: schemas.ErrorClassPermanent, Reason: schemas.ReasonAPIRejected, Step: schemas.StepLookup,
 			Message: fmt.Sprintf("the subscriber exists with packages %v, not %v: send an update order", subscriberPackages(*sub), r.o.Packages)}
 	}
 	return sub, nil
@@ -366,32 +379,27 @@ func (r *run) follow(ctx context.Context, res Result) (Result, error) {
 			res.Status = schemas.StatusPendingUserAction
 			return res, nil
 		case st == SubscriberError:
-			return res, &Error{Class: Permanent, Reason: schemas.ReasonProvisioningError, Step: StepStatus,
+			return res, &Error{Class: schemas.ErrorClassPermanent, Reason: schemas.ReasonProvisioningError, Step: schemas.StepStatus,
 				Message: "Webex reports the subscriber in status error", Errors: sub.Errors}
 		}
 		// provisioning, updating, or a status this client does not know: in progress.
 		wait := b.NextBackOff()
 		if wait == backoff.Stop {
-			return res, &Error{Class: Transient, Reason: schemas.ReasonRetriesExhausted, Step: StepStatus,
+			return res, &Error{Class: schemas.ErrorClassTransient, Reason: schemas.ReasonRetriesExhausted, Step: schemas.StepStatus,
 				Message: fmt.Sprintf("subscriber still %q after %s", sub.Status, r.w.cfg.StatusMaxWait)}
 		}
-		yield.Release(ctx)
-		err := sleep(ctx, wait)
-		if err == nil {
-			err = yield.Acquire(ctx)
-		}
-		if err != nil {
+		if err := r.wait(ctx, wait); err != nil {
 			return res, err
 		}
 		var got Subscriber
-		err = r.retry(ctx, StepStatus, func() error {
+		err := r.retry(ctx, schemas.StepStatus, func() error {
 			var err error
 			r.attempts++
 			got, err = r.w.api.GetSubscriber(ctx, sub.ID)
 			return err
 		})
 		if err != nil {
-			return res, r.fail(StepStatus, schemas.ReasonAPIRejected, err)
+			return res, r.fail(schemas.StepStatus, schemas.ReasonAPIRejected, err)
 		}
 		res.Subscriber = got
 	}
@@ -401,68 +409,61 @@ func (r *run) follow(ctx context.Context, res Result) (Result, error) {
 var errRetryNow = errors.New("retry at once")
 
 // retry runs op until it succeeds, meets a permanent error or a configuration
-// fault, or the step's retry budget is spent. Waits honour Retry-After.
-func (r *run) retry(ctx context.Context, step Step, op func() error) error {
-	exp := backoff.NewExponentialBackOff(
+// fault, or the step's retry budget is spent. Waits honour Retry-After and go
+// through the run's wait hook, so that a retrying order can give its worker
+// back meanwhile.
+func (r *run) retry(ctx context.Context, step string, op func() error) error {
+	var b backoff.BackOff = backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(r.w.cfg.RetryInitialInterval),
 		backoff.WithMaxInterval(r.w.cfg.RetryMaxInterval),
 		backoff.WithMaxElapsedTime(r.w.cfg.RetryMaxElapsed),
 	)
-	var b backoff.BackOff = exp
 	if n := r.w.cfg.RetryMaxAttempts; n > 0 {
 		b = backoff.WithMaxRetries(b, uint64(n-1))
 	}
-	hinted := &hintBackOff{next: b, max: r.w.cfg.MaxRetryAfter}
 	log := zerolog.Ctx(ctx)
-	waited := false
-	return backoff.RetryNotify(func() error {
-		if waited {
-			// The backoff gave the worker slot back; take one before calling again.
-			if err := yield.Acquire(ctx); err != nil {
-				return backoff.Permanent(err)
-			}
-			waited = false
-		}
+	for {
 		err := r.w.forbidden.check(step, r.o.CustomerID, op())
-		if err == nil || errors.Is(err, errRetryNow) {
-			hinted.now = err != nil
-			return err
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, errRetryNow):
+			continue
 		}
 		var perm *backoff.PermanentError
 		if errors.As(err, &perm) {
-			return err
+			return perm.Err
 		}
 		d := Classify(err)
-		if d.Class != Transient {
-			return backoff.Permanent(err)
+		if d.Class != schemas.ErrorClassTransient {
+			return err
 		}
-		hinted.hint = d.RetryAfter
-		return err
-	}, backoff.WithContext(hinted, ctx), func(err error, wait time.Duration) {
-		if errors.Is(err, errRetryNow) {
-			return
+		wait := b.NextBackOff()
+		if wait == backoff.Stop {
+			return err
 		}
-		// A retrying order waits without holding a worker the others need.
-		yield.Release(ctx)
-		waited = true
-		ev := log.Warn().Str("step", string(step)).Dur("wait_ms", wait).Int("attempts", r.attempts)
+		wait = max(wait, min(d.RetryAfter, r.w.cfg.MaxRetryAfter))
+		ev := log.Warn().Str("step", step).Dur("wait_ms", wait).Int("attempts", r.attempts)
 		var api *APIError
 		if errors.As(err, &api) {
 			ev = ev.Int("http_status", api.StatusCode).Str("tracking_id", api.TrackingID).Dur("retry_after_ms", api.RetryAfter)
 		}
 		msg := "transient Webex error, retrying"
-		if step == StepProvision && Classify(err).UnknownFate {
+		if step == schemas.StepProvision && d.UnknownFate {
 			msg = "the create's answer was lost (it may have taken effect); looking the subscriber up before any new create"
 		}
 		ev.Err(err).Msg(msg)
 		if r.w.cfg.OnRetry != nil {
-			r.w.cfg.OnRetry(step, err, Classify(err).RetryAfter)
+			r.w.cfg.OnRetry(step, err, d.RetryAfter)
 		}
-	})
+		if werr := r.wait(ctx, wait); werr != nil {
+			return werr
+		}
+	}
 }
 
 // fail turns the last error of a step into the workflow's *Error.
-func (r *run) fail(step Step, permanentReason schemas.FailureReason, err error) error {
+func (r *run) fail(step string, permanentReason schemas.FailureReason, err error) error {
 	var we *Error
 	if errors.As(err, &we) {
 		return we
@@ -470,43 +471,22 @@ func (r *run) fail(step Step, permanentReason schemas.FailureReason, err error) 
 	d := Classify(err)
 	e := &Error{Class: d.Class, Step: step, Err: err}
 	switch d.Class {
-	case Permanent:
+	case schemas.ErrorClassPermanent:
 		e.Reason = permanentReason
-	case Transient:
+	case schemas.ErrorClassTransient:
 		e.Reason = schemas.ReasonRetriesExhausted
 		e.Message = "retries exhausted"
 	}
 	return e
 }
 
-// hintBackOff lets the server's Retry-After lengthen the next wait, capped at max,
-// and lets an operation ask for an immediate new attempt.
-type hintBackOff struct {
-	next backoff.BackOff
-	max  time.Duration
-	hint time.Duration
-	now  bool
-}
+// Wait waits d, or until ctx ends, and then returns ctx's error. The workflow
+// waits through one for every backoff and poll interval, so that its caller
+// can do something with the time: a consumer gives its worker back.
+type Wait func(ctx context.Context, d time.Duration) error
 
-func (h *hintBackOff) Reset() { h.next.Reset(); h.hint, h.now = 0, false }
-
-func (h *hintBackOff) NextBackOff() time.Duration {
-	if h.now {
-		h.now = false
-		return 0
-	}
-	d := h.next.NextBackOff()
-	if d == backoff.Stop {
-		return d
-	}
-	if hint := min(h.hint, h.max); hint > d {
-		d = hint
-	}
-	h.hint = 0
-	return d
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep is the plain Wait: a timer.
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -556,7 +536,3 @@ func apiParams(p *schemas.ProvisioningParameters) ProvisioningParameters {
 		LocationID:         p.LocationID,
 	}
 }
-
-// PausesConsumer reports whether the error is a configuration fault, which no
-// order can get past: the consumer stops taking orders until it clears.
-func (e *Error) PausesConsumer() bool { return e.Class == ConfigFault }

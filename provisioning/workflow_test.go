@@ -103,7 +103,7 @@ func firstN(n int32, method, suffix string, status int, retryAfter string) (inte
 	}, &seen
 }
 
-func wantError(t *testing.T, err error, class provisioning.Class, reason schemas.FailureReason) *provisioning.Error {
+func wantError(t *testing.T, err error, class string, reason schemas.FailureReason) *provisioning.Error {
 	t.Helper()
 	var we *provisioning.Error
 	if !errors.As(err, &we) {
@@ -118,7 +118,7 @@ func wantError(t *testing.T, err error, class provisioning.Class, reason schemas
 func TestWorkflowSuccess(t *testing.T) {
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, nil)
 	o := order(0)
-	res, err := e.wf.Provision(ctx(t), o)
+	res, err := e.wf.Provision(ctx(t), o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestWorkflowSuccess(t *testing.T) {
 
 func TestWorkflowFollowsAsynchronousStatus(t *testing.T) {
 	e := newEnv(t, webexsim.Config{ProvisioningDelay: 150 * time.Millisecond}, provisioning.WorkflowConfig{}, nil)
-	res, err := e.wf.Provision(ctx(t), order(1))
+	res, err := e.wf.Provision(ctx(t), order(1), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,8 +149,8 @@ func TestWorkflowFollowsAsynchronousStatus(t *testing.T) {
 
 func TestWorkflowStatusError(t *testing.T) {
 	e := newEnv(t, webexsim.Config{ErrorDomain: sample.ErrorDomain}, provisioning.WorkflowConfig{}, nil)
-	_, err := e.wf.Provision(ctx(t), sample.WithDomain(order(2), "err", sample.ErrorDomain))
-	we := wantError(t, err, provisioning.Permanent, schemas.ReasonProvisioningError)
+	_, err := e.wf.Provision(ctx(t), sample.WithDomain(order(2), "err", sample.ErrorDomain), nil)
+	we := wantError(t, err, schemas.ErrorClassPermanent, schemas.ReasonProvisioningError)
 	if len(we.Errors) == 0 {
 		t.Errorf("want the subscriber's errors[] carried, got none")
 	}
@@ -159,8 +159,8 @@ func TestWorkflowStatusError(t *testing.T) {
 func TestWorkflowPrecheckRejection(t *testing.T) {
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, nil)
 	o := sample.WithDomain(order(3), "rej", sample.RejectDomain)
-	_, err := e.wf.Provision(ctx(t), o)
-	we := wantError(t, err, provisioning.Permanent, schemas.ReasonPrecheckRejected)
+	_, err := e.wf.Provision(ctx(t), o, nil)
+	we := wantError(t, err, schemas.ErrorClassPermanent, schemas.ReasonPrecheckRejected)
 	if api := we.API(); api == nil || api.StatusCode != http.StatusBadRequest || len(api.Errors) == 0 {
 		t.Errorf("want the 400 answer with its error codes, got %+v", we.API())
 	}
@@ -175,7 +175,7 @@ func TestWorkflowPrecheckRejection(t *testing.T) {
 func TestWorkflowPrecheckSuccessWithAnotherInfoCode(t *testing.T) {
 	e := newEnv(t, webexsim.Config{PrecheckInfoCode: 110}, provisioning.WorkflowConfig{}, nil)
 	o := order(4)
-	res, err := e.wf.Provision(ctx(t), o)
+	res, err := e.wf.Provision(ctx(t), o, nil)
 	if err != nil {
 		t.Fatalf("a 200 precheck with infoCode 110: %v, want a pass", err)
 	}
@@ -190,7 +190,7 @@ func TestWorkflowPrecheckSuccessWithAnotherInfoCode(t *testing.T) {
 func TestWorkflowDuplicateIsSuccess(t *testing.T) {
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, nil)
 	o := order(5)
-	first, err := e.wf.Provision(ctx(t), o)
+	first, err := e.wf.Provision(ctx(t), o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestWorkflowDuplicateIsSuccess(t *testing.T) {
 		o       schemas.Order
 		existed bool
 	}{{o, false}, {again, true}} {
-		res, err := e.wf.Provision(ctx(t), tc.o)
+		res, err := e.wf.Provision(ctx(t), tc.o, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.o.OrderID, err)
 		}
@@ -220,14 +220,14 @@ func TestWorkflowDuplicateIsSuccess(t *testing.T) {
 func TestWorkflowDuplicateOfAnotherCustomerFails(t *testing.T) {
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, nil)
 	o := order(6)
-	if _, err := e.wf.Provision(ctx(t), o); err != nil {
+	if _, err := e.wf.Provision(ctx(t), o, nil); err != nil {
 		t.Fatal(err)
 	}
 	other := o
 	other.OrderID += "-other"
 	other.CustomerID = "Y2lzY29zcGFyazovL3VzL0NVU1RPTUVSL290aGVy"
-	_, err := e.wf.Provision(ctx(t), other)
-	wantError(t, err, provisioning.Permanent, schemas.ReasonPrecheckRejected)
+	_, err := e.wf.Provision(ctx(t), other, nil)
+	wantError(t, err, schemas.ErrorClassPermanent, schemas.ReasonPrecheckRejected)
 	if n := e.sim.SuccessfulCreates(o.Email); n != 1 {
 		t.Errorf("creates = %d, want 1", n)
 	}
@@ -249,10 +249,10 @@ func TestWorkflowDuplicateAtCreate(t *testing.T) {
 	}
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, icpt)
 	sim = e.sim
-	if _, err := e.wf.Provision(ctx(t), o); err != nil {
+	if _, err := e.wf.Provision(ctx(t), o, nil); err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.wf.Provision(ctx(t), o)
+	res, err := e.wf.Provision(ctx(t), o, nil)
 	if err != nil || !res.FoundByLookup || res.AlreadyExisted {
 		t.Fatalf("res = %+v, err = %v; want the subscriber of the first delivery, found by lookup", res, err)
 	}
@@ -280,7 +280,7 @@ func TestWorkflowHonoursRetryAfter(t *testing.T) {
 			e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, icpt)
 			o := order(8)
 			start := time.Now()
-			res, err := e.wf.Provision(ctx(t), o)
+			res, err := e.wf.Provision(ctx(t), o, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -301,7 +301,7 @@ func TestWorkflowRetryAfterIsCapped(t *testing.T) {
 	icpt, _ := firstN(1, http.MethodPost, "/validate", http.StatusTooManyRequests, "3600")
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{MaxRetryAfter: 200 * time.Millisecond}, icpt)
 	start := time.Now()
-	if _, err := e.wf.Provision(ctx(t), order(9)); err != nil {
+	if _, err := e.wf.Provision(ctx(t), order(9), nil); err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(start); took > 5*time.Second {
@@ -343,7 +343,7 @@ func TestWorkflowUnknownFateCreateIsLookedUpNotRepeated(t *testing.T) {
 			e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, icpt)
 			o := order(10)
 			var logs bytes.Buffer
-			res, err := e.wf.Provision(zerolog.New(&logs).WithContext(ctx(t)), o)
+			res, err := e.wf.Provision(zerolog.New(&logs).WithContext(ctx(t)), o, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -371,7 +371,7 @@ func TestWorkflowUnknownFateNotCreatedIsSentAgain(t *testing.T) {
 	icpt, _ := firstN(1, http.MethodPost, "/wholesale/subscribers", http.StatusServiceUnavailable, "")
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, icpt)
 	o := order(11)
-	res, err := e.wf.Provision(ctx(t), o)
+	res, err := e.wf.Provision(ctx(t), o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,8 +390,8 @@ func TestWorkflowUnknownFateNotCreatedIsSentAgain(t *testing.T) {
 func TestWorkflowRetriesExhausted(t *testing.T) {
 	icpt, seen := firstN(1<<30, http.MethodPost, "/validate", http.StatusServiceUnavailable, "")
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{RetryMaxElapsed: 300 * time.Millisecond, RetryMaxInterval: 50 * time.Millisecond}, icpt)
-	_, err := e.wf.Provision(ctx(t), order(12))
-	we := wantError(t, err, provisioning.Transient, schemas.ReasonRetriesExhausted)
+	_, err := e.wf.Provision(ctx(t), order(12), nil)
+	we := wantError(t, err, schemas.ErrorClassTransient, schemas.ReasonRetriesExhausted)
 	if we.Attempts != int(seen.Load()) || we.Attempts < 3 {
 		t.Errorf("attempts = %d, calls seen = %d", we.Attempts, seen.Load())
 	}
@@ -403,8 +403,8 @@ func TestWorkflowRetriesExhausted(t *testing.T) {
 func TestWorkflowRetryMaxAttempts(t *testing.T) {
 	icpt, seen := firstN(1<<30, http.MethodPost, "/validate", http.StatusBadGateway, "")
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{RetryMaxAttempts: 3}, icpt)
-	_, err := e.wf.Provision(ctx(t), order(13))
-	wantError(t, err, provisioning.Transient, schemas.ReasonRetriesExhausted)
+	_, err := e.wf.Provision(ctx(t), order(13), nil)
+	wantError(t, err, schemas.ErrorClassTransient, schemas.ReasonRetriesExhausted)
 	if seen.Load() != 3 {
 		t.Errorf("calls = %d, want 3", seen.Load())
 	}
@@ -412,7 +412,7 @@ func TestWorkflowRetryMaxAttempts(t *testing.T) {
 
 func TestWorkflowPendingUserMigration(t *testing.T) {
 	e := newEnv(t, webexsim.Config{PendingMigrationDomain: sample.PendingDomain}, provisioning.WorkflowConfig{}, nil)
-	res, err := e.wf.Provision(ctx(t), sample.WithDomain(order(14), "pend", sample.PendingDomain))
+	res, err := e.wf.Provision(ctx(t), sample.WithDomain(order(14), "pend", sample.PendingDomain), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,9 +425,9 @@ func TestWorkflowUnauthorizedIsConfigFault(t *testing.T) {
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, nil)
 	e.sim.SetToken("another-token") // ours was revoked
 	start := time.Now()
-	_, err := e.wf.Provision(ctx(t), order(15))
+	_, err := e.wf.Provision(ctx(t), order(15), nil)
 	var we *provisioning.Error
-	if !errors.As(err, &we) || we.Class != provisioning.ConfigFault {
+	if !errors.As(err, &we) || we.Class != schemas.ErrorClassConfigFault {
 		t.Fatalf("err = %v, want a configuration fault", err)
 	}
 	if strings.Contains(err.Error(), token) {
@@ -443,7 +443,7 @@ func TestWorkflowStopsWithContext(t *testing.T) {
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, icpt)
 	c, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	_, err := e.wf.Provision(c, order(16))
+	_, err := e.wf.Provision(c, order(16), nil)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want the context's error", err)
 	}
@@ -487,22 +487,22 @@ func TestWorkflowForbiddenEverywhereIsConfigFault(t *testing.T) {
 	}
 	// One customer's 403 between successes: permanent, every time.
 	for i := range 4 {
-		_, err := e.wf.Provision(ctx(t), withCustomer(10+i, "denied-one"))
-		wantError(t, err, provisioning.Permanent, schemas.ReasonPrecheckRejected)
-		if _, err := e.wf.Provision(ctx(t), withCustomer(i, "ok-customer")); err != nil {
+		_, err := e.wf.Provision(ctx(t), withCustomer(10+i, "denied-one"), nil)
+		wantError(t, err, schemas.ErrorClassPermanent, schemas.ReasonPrecheckRejected)
+		if _, err := e.wf.Provision(ctx(t), withCustomer(i, "ok-customer"), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Three different customers in a row, no success between: the third is a
 	// configuration fault, and so is every 403 after it, whichever customer.
 	for i, c := range []string{"denied-a", "denied-b"} {
-		_, err := e.wf.Provision(ctx(t), withCustomer(20+i, c))
-		wantError(t, err, provisioning.Permanent, schemas.ReasonPrecheckRejected)
+		_, err := e.wf.Provision(ctx(t), withCustomer(20+i, c), nil)
+		wantError(t, err, schemas.ErrorClassPermanent, schemas.ReasonPrecheckRejected)
 	}
 	for i, c := range []string{"denied-c", "denied-a", "denied-one"} {
-		_, err := e.wf.Provision(ctx(t), withCustomer(30+i, c))
+		_, err := e.wf.Provision(ctx(t), withCustomer(30+i, c), nil)
 		var we *provisioning.Error
-		if !errors.As(err, &we) || we.Class != provisioning.ConfigFault {
+		if !errors.As(err, &we) || we.Class != schemas.ErrorClassConfigFault {
 			t.Fatalf("%s: err = %v, want a configuration fault", c, err)
 		}
 		if !strings.Contains(err.Error(), "wxc-wholesale entitlement") {
@@ -510,11 +510,11 @@ func TestWorkflowForbiddenEverywhereIsConfigFault(t *testing.T) {
 		}
 	}
 	// The fault clears with the first success.
-	if _, err := e.wf.Provision(ctx(t), withCustomer(40, "ok-customer")); err != nil {
+	if _, err := e.wf.Provision(ctx(t), withCustomer(40, "ok-customer"), nil); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.wf.Provision(ctx(t), withCustomer(41, "denied-b"))
-	wantError(t, err, provisioning.Permanent, schemas.ReasonPrecheckRejected)
+	_, err := e.wf.Provision(ctx(t), withCustomer(41, "denied-b"), nil)
+	wantError(t, err, schemas.ErrorClassPermanent, schemas.ReasonPrecheckRejected)
 }
 
 // TestWorkflowForbiddenCreatesAreConfigFault: a token without the write
@@ -527,12 +527,12 @@ func TestWorkflowForbiddenCreatesAreConfigFault(t *testing.T) {
 	for i := range 5 {
 		o := order(200 + i)
 		o.CustomerID = fmt.Sprintf("customer-%d", i)
-		_, err := e.wf.Provision(ctx(t), o)
+		_, err := e.wf.Provision(ctx(t), o, nil)
 		var we *provisioning.Error
 		if !errors.As(err, &we) {
 			t.Fatalf("err = %v", err)
 		}
-		if we.Class == provisioning.ConfigFault {
+		if we.Class == schemas.ErrorClassConfigFault {
 			faults++
 		} else if i >= 2 {
 			t.Errorf("order %d: %v, want a configuration fault from the third customer on", i, err)
@@ -540,5 +540,34 @@ func TestWorkflowForbiddenCreatesAreConfigFault(t *testing.T) {
 	}
 	if faults != 3 || creates.Load() != 5 {
 		t.Errorf("%d configuration faults in %d creates, want 3 in 5", faults, creates.Load())
+	}
+}
+
+// TestWorkflowWaitsThroughItsHook: every backoff and poll interval goes
+// through the caller's wait, so that a consumer can give its worker back;
+// nothing waits behind the hook's back.
+func TestWorkflowWaitsThroughItsHook(t *testing.T) {
+	icpt, _ := firstN(2, http.MethodPost, "/validate", http.StatusServiceUnavailable, "")
+	e := newEnv(t, webexsim.Config{ProvisioningDelay: 50 * time.Millisecond}, provisioning.WorkflowConfig{}, icpt)
+	var waits []time.Duration
+	wait := func(ctx context.Context, d time.Duration) error {
+		waits = append(waits, d)
+		return provisioning.Sleep(ctx, d)
+	}
+	start := time.Now()
+	res, err := e.wf.Provision(ctx(t), order(300), wait)
+	if err != nil || res.Status != schemas.StatusProvisioned {
+		t.Fatalf("res %+v, err %v", res, err)
+	}
+	var waited time.Duration
+	for _, d := range waits {
+		waited += d
+	}
+	// Two retries of the precheck, then at least one poll of the status.
+	if len(waits) < 3 {
+		t.Errorf("the hook saw %d waits (%v), want the two retries and the polls", len(waits), waits)
+	}
+	if took := time.Since(start); took > waited+time.Second {
+		t.Errorf("took %v, but waited %v through the hook: it waited elsewhere too", took, waited)
 	}
 }

@@ -25,11 +25,11 @@ type poisonProvisioner struct {
 	after  map[string]string // order id → panic message, after the workflow
 }
 
-func (p poisonProvisioner) Provision(ctx context.Context, o schemas.Order) (provisioning.Result, error) {
+func (p poisonProvisioner) Provision(ctx context.Context, o schemas.Order, wait provisioning.Wait) (provisioning.Result, error) {
 	if msg, ok := p.before[o.OrderID]; ok {
 		panic(msg)
 	}
-	res, err := p.wf.Provision(ctx, o)
+	res, err := p.wf.Provision(ctx, o, wait)
 	if msg, ok := p.after[o.OrderID]; ok {
 		panic(fmt.Errorf("%s", msg))
 	}
@@ -105,10 +105,10 @@ func TestPoisonRecord(t *testing.T) {
 			t.Errorf("poisoned order %s: %d dead letters, want 1", id, len(d))
 			continue
 		}
-		if v := d[0].Source.Value.Text; d[0].Reason != pipeline.ReasonPanic || !strings.Contains(d[0].Message, msg) ||
+		if v := d[0].Source.Value.Text; d[0].Reason != schemas.ReasonHandlerPanic || !strings.Contains(d[0].Message, msg) ||
 			v == nil || *v != string(s.msgs[index(s.ids, id)].Value) {
 			t.Errorf("dead letter of %s: reason %q, message %q; want %s with the panic message %q and the original record",
-				id, d[0].Reason, d[0].Message, pipeline.ReasonPanic, msg)
+				id, d[0].Reason, d[0].Message, schemas.ReasonHandlerPanic, msg)
 		}
 		if f := got[id][0].Failure; f == nil || !strings.Contains(f.Message, msg) {
 			t.Errorf("outcome of %s: failure %+v, want the panic message", id, f)

@@ -1024,3 +1024,20 @@ func BenchmarkDecodeOrder(b *testing.B) {
 		}
 	}
 }
+
+// TestDeadLetterSchemaListsEveryStep: one vocabulary of steps, in Go and in
+// the schema that consumers of the dead-letter topic read.
+func TestDeadLetterSchemaListsEveryStep(t *testing.T) {
+	doc, err := readSchema("dead-letter.v1.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	enum, _ := doc.(map[string]any)["properties"].(map[string]any)["step"].(map[string]any)["enum"].([]any)
+	var got []string
+	for _, s := range enum {
+		got = append(got, s.(string))
+	}
+	if !slices.Equal(got, Steps) {
+		t.Errorf("the dead-letter schema's steps are %v, Steps are %v", got, Steps)
+	}
+}

@@ -176,7 +176,7 @@ type DeadLetter struct {
 	// for a record that could not be decoded, or a FailureReason.
 	Reason string `json:"reason"`
 	// ErrorClass is ErrorClassPermanent, ErrorClassTransient (retries exhausted)
-	// or ErrorClassInvalidInput.
+	// or ErrorClassInvalidInput (see fault.go).
 	ErrorClass string `json:"errorClass"`
 	// Message is the human-readable error, with no secrets.
 	Message string `json:"message"`
@@ -195,25 +195,6 @@ type DeadLetter struct {
 	// Source is the original record.
 	Source Source `json:"source"`
 }
-
-// The error classes of a dead letter.
-const (
-	// ErrorClassPermanent: retrying the same record cannot help.
-	ErrorClassPermanent = "permanent"
-	// ErrorClassTransient: the error could pass, but the retries were exhausted; a replay may succeed.
-	ErrorClassTransient = "transient"
-	// ErrorClassInvalidInput: the record itself is malformed (an InvalidOrderError).
-	ErrorClassInvalidInput = "invalid_input"
-)
-
-// The processing steps a dead letter may name.
-const (
-	StepDecode    = "decode"
-	StepValidate  = "validate"
-	StepPrecheck  = "precheck"
-	StepProvision = "provision"
-	StepStatus    = "status"
-)
 
 // Source is where the dead-lettered record came from, with its original bytes.
 type Source struct {

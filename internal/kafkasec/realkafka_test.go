@@ -101,7 +101,7 @@ func roundTrip(t *testing.T, b *saslBroker, cfg kafkasec.Config, n int) {
 	c, err := consumer.New(consumer.Config{
 		Brokers: []string{b.Addr}, GroupID: group, Topic: orders, Dialer: d,
 		CommitInterval: 100 * time.Millisecond, StatsInterval: -1, Logger: &log,
-	}, consumer.HandlerFunc(func(_ context.Context, m kafka.Message) error {
+	}, consumer.HandlerFunc(func(_ context.Context, m kafka.Message, _ *consumer.Slot) error {
 		mu.Lock()
 		seen[string(m.Value)] = true
 		mu.Unlock()
@@ -226,7 +226,7 @@ func TestRealKafkaWrongPasswordConsumerGroup(t *testing.T) {
 	logs := &syncBuffer{}
 	log := zerolog.New(logs).Level(zerolog.DebugLevel)
 	c, err := consumer.New(consumer.Config{Brokers: []string{b.Addr}, GroupID: kafkatest.Name(t, "group"), Topic: "orders",
-		Dialer: d, StatsInterval: -1, Logger: &log}, consumer.HandlerFunc(func(context.Context, kafka.Message) error { return nil }))
+		Dialer: d, StatsInterval: -1, Logger: &log}, consumer.HandlerFunc(func(context.Context, kafka.Message, *consumer.Slot) error { return nil }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,8 +119,8 @@ func (m *Metrics) Finished(outcome, reason, deadLetterReason string) {
 }
 
 // Retried counts a retry of a workflow step (workflow observer).
-func (m *Metrics) Retried(step provisioning.Step, _ error, retryAfter time.Duration) {
-	m.retries.WithLabelValues(string(step)).Inc()
+func (m *Metrics) Retried(step string, _ error, retryAfter time.Duration) {
+	m.retries.WithLabelValues(step).Inc()
 	if retryAfter > 0 {
 		m.retryAfter.Add(retryAfter.Seconds())
 	}

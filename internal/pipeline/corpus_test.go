@@ -28,7 +28,7 @@ const corpusDir = "../../testdata/bad-orders"
 // corpusReasons are the dead-letter reasons a corpus entry may expect.
 var corpusReasons = []string{
 	schemas.ReasonTombstone, schemas.ReasonEmptyValue, schemas.ReasonInvalidEncoding, schemas.ReasonInvalidJSON,
-	schemas.ReasonUnsupportedSchemaVersion, schemas.ReasonSchemaViolation, schemas.ReasonLimitExceeded, ReasonRecordTooLarge, ReasonDuplicateOrderID,
+	schemas.ReasonUnsupportedSchemaVersion, schemas.ReasonSchemaViolation, schemas.ReasonLimitExceeded, schemas.ReasonRecordTooLarge, schemas.ReasonDuplicateOrderID,
 }
 
 // stallBudget is how long one record may take before the test calls it a
@@ -130,8 +130,8 @@ func TestCorpusManifest(t *testing.T) {
 		if e.OrderIDReadable != (e.OrderID != "") {
 			t.Errorf("%s: orderIdReadable %v disagrees with orderId %q", e.Name, e.OrderIDReadable, e.OrderID)
 		}
-		if (e.Reason == ReasonRecordTooLarge) != (e.MaxRecordBytes > 0) {
-			t.Errorf("%s: maxRecordBytes %d: want it set exactly for reason %s", e.Name, e.MaxRecordBytes, ReasonRecordTooLarge)
+		if (e.Reason == schemas.ReasonRecordTooLarge) != (e.MaxRecordBytes > 0) {
+			t.Errorf("%s: maxRecordBytes %d: want it set exactly for reason %s", e.Name, e.MaxRecordBytes, schemas.ReasonRecordTooLarge)
 		}
 		noBytes := e.Tombstone || e.EmptyValue
 		if e.Tombstone && e.EmptyValue || noBytes != (e.File == "") {
@@ -179,7 +179,7 @@ type countingProvisioner struct {
 	orders []string
 }
 
-func (c *countingProvisioner) Provision(ctx context.Context, o schemas.Order) (provisioning.Result, error) {
+func (c *countingProvisioner) Provision(ctx context.Context, o schemas.Order, _ provisioning.Wait) (provisioning.Result, error) {
 	c.mu.Lock()
 	c.orders = append(c.orders, o.OrderID)
 	c.mu.Unlock()
@@ -206,7 +206,7 @@ func corpusRecord(value []byte, offset int64) kafka.Message {
 func handleWithin(t *testing.T, p *Pipeline, msg kafka.Message) error {
 	t.Helper()
 	done := make(chan error, 1)
-	go func() { done <- p.Handle(context.Background(), msg) }()
+	go func() { done <- p.Handle(context.Background(), msg, nil) }()
 	select {
 	case err := <-done:
 		return err
@@ -419,7 +419,7 @@ func TestCorpusThroughOneConsumer(t *testing.T) {
 func TestCorpusRedeliveryIsNotADuplicate(t *testing.T) {
 	var first string
 	for _, e := range loadCorpus(t) {
-		if e.Reason == ReasonDuplicateOrderID && len(e.PrecededBy) > 0 {
+		if e.Reason == schemas.ReasonDuplicateOrderID && len(e.PrecededBy) > 0 {
 			first = e.PrecededBy[0]
 		}
 	}
@@ -449,7 +449,7 @@ func TestHugeExponentsDoNotStallTheConsumer(t *testing.T) {
 	p := New(Config{ConsumerGroup: "corpus"}, &countingProvisioner{}, r)
 	done := make(chan error, 1)
 	start := time.Now()
-	go func() { done <- p.Handle(context.Background(), corpusRecord(value, 1)) }()
+	go func() { done <- p.Handle(context.Background(), corpusRecord(value, 1), nil) }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -478,7 +478,7 @@ func BenchmarkHandleHostile(b *testing.B) {
 				b.SetBytes(int64(len(sh.Data)))
 				b.ReportAllocs()
 				for b.Loop() {
-					if err := p.Handle(context.Background(), msg); err != nil {
+					if err := p.Handle(context.Background(), msg, nil); err != nil {
 						b.Fatal(err)
 					}
 					r.mu.Lock()

@@ -57,7 +57,7 @@ func FuzzHandle(f *testing.F) {
 		msg := kafka.Message{Topic: "orders", Partition: 1, Offset: 9, Key: key, Value: value, Time: time.Unix(1700000000, 0)}
 
 		start := time.Now()
-		if err := p.Handle(context.Background(), msg); err != nil {
+		if err := p.Handle(context.Background(), msg, nil); err != nil {
 			t.Fatalf("Handle returned %v; every record must be answered and finished", err)
 		}
 		if took := time.Since(start); took > stallBudget {
@@ -77,13 +77,13 @@ func FuzzHandle(f *testing.F) {
 		o, err := schemas.DecodeOrder(value)
 		switch {
 		case len(value) > fuzzMaxRecordBytes:
-			wantReason = ReasonRecordTooLarge
+			wantReason = schemas.ReasonRecordTooLarge
 		case errors.As(err, &ie):
 			wantReason, wantOrderID = ie.Reason, ie.OrderID
 		case err != nil:
 			t.Fatalf("DecodeOrder returned %T %v, not an *InvalidOrderError", err, err)
 		case o.Action != schemas.ActionProvision:
-			wantReason, wantOrderID = ReasonUnsupportedAction, o.OrderID
+			wantReason, wantOrderID = schemas.ReasonUnsupportedAction, o.OrderID
 		}
 
 		if wantReason == "" {
@@ -99,7 +99,7 @@ func FuzzHandle(f *testing.F) {
 			t.Fatalf("dead letters = %d, want one with reason %s", len(dls), wantReason)
 		}
 		d := dls[0]
-		if d.Reason == ReasonPanic {
+		if d.Reason == schemas.ReasonHandlerPanic {
 			t.Fatalf("the handler panicked: %s", d.Message)
 		}
 		if d.Reason != wantReason || d.OrderID != wantOrderID {

@@ -15,7 +15,6 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
-	"github.com/acme-sp/wholesale-provisioner/internal/yield"
 	"github.com/acme-sp/wholesale-provisioner/producer"
 	"github.com/acme-sp/wholesale-provisioner/provisioning"
 	"github.com/acme-sp/wholesale-provisioner/schemas"
@@ -24,7 +23,7 @@ import (
 // provisionerFunc fakes the workflow.
 type provisionerFunc func(ctx context.Context, o schemas.Order) (provisioning.Result, error)
 
-func (f provisionerFunc) Provision(ctx context.Context, o schemas.Order) (provisioning.Result, error) {
+func (f provisionerFunc) Provision(ctx context.Context, o schemas.Order, _ provisioning.Wait) (provisioning.Result, error) {
 	return f(ctx, o)
 }
 
@@ -120,7 +119,7 @@ func TestProvisionedOrder(t *testing.T) {
 	r := newRecorder(t)
 	p := New(Config{ConsumerGroup: "g"}, okProvisioner, r)
 	o := sample.Order("p", 1, time.Now())
-	if err := p.Handle(context.Background(), sample.Message(o)); err != nil {
+	if err := p.Handle(context.Background(), sample.Message(o), nil); err != nil {
 		t.Fatal(err)
 	}
 	outs := outcomes(t, r)
@@ -148,7 +147,7 @@ func TestOutcomeCarriesThePrecheckAndTheLookup(t *testing.T) {
 			Subscriber: provisioning.Subscriber{ID: "sub-1", Status: "provisioned", Packages: o.Packages}}, nil
 	})
 	p := New(Config{ConsumerGroup: "g"}, lostAnswer, r)
-	if err := p.Handle(context.Background(), sample.Message(sample.Order("p", 2, time.Now()))); err != nil {
+	if err := p.Handle(context.Background(), sample.Message(sample.Order("p", 2, time.Now())), nil); err != nil {
 		t.Fatal(err)
 	}
 	outs := outcomes(t, r)
@@ -238,7 +237,7 @@ func TestDuplicateOrderIDWithDifferentContent(t *testing.T) {
 	changed := o
 	changed.Email = "another.person@acme.example"
 	for _, m := range []kafka.Message{sample.Message(o), sample.Message(o), sample.Message(changed)} {
-		if err := p.Handle(context.Background(), fromOrders(m)); err != nil {
+		if err := p.Handle(context.Background(), fromOrders(m), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -255,7 +254,7 @@ func TestDuplicateOrderIDWithDifferentContent(t *testing.T) {
 	if outs[2].Status != schemas.StatusFailed || outs[2].Failure.Reason != schemas.ReasonInvalidOrder || outs[2].EventID == outs[0].EventID {
 		t.Errorf("conflicting order's outcome = %+v", outs[2])
 	}
-	if dls[0].Reason != ReasonDuplicateOrderID || !strings.Contains(dls[0].Message, o.OrderID) {
+	if dls[0].Reason != schemas.ReasonDuplicateOrderID || !strings.Contains(dls[0].Message, o.OrderID) {
 		t.Errorf("dead letter = %+v", dls[0])
 	}
 }
@@ -306,13 +305,13 @@ func TestInvalidRecords(t *testing.T) {
 		{"tombstone", nil, schemas.ReasonTombstone, false},
 		{"empty", []byte{}, schemas.ReasonEmptyValue, false},
 		{"not JSON", []byte(`{"orderId": "o-1",`), schemas.ReasonInvalidJSON, false},
-		{"too large", big, ReasonRecordTooLarge, false},
+		{"too large", big, schemas.ReasonRecordTooLarge, false},
 		{"schema violation with an order id", []byte(`{"schemaVersion":1,"orderId":"o-2","action":"provision"}`), schemas.ReasonSchemaViolation, true},
 		{"unsupported action", mustJSON(t, func() schemas.Order {
 			o := sample.Order("p", 2, time.Now())
 			o.Action = schemas.ActionRemove
 			return o
-		}()), ReasonUnsupportedAction, true},
+		}()), schemas.ReasonUnsupportedAction, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -323,7 +322,7 @@ func TestInvalidRecords(t *testing.T) {
 				return provisioning.Result{}, nil
 			}), r)
 			msg := record(tt.value)
-			if err := p.Handle(context.Background(), msg); err != nil {
+			if err := p.Handle(context.Background(), msg, nil); err != nil {
 				t.Fatal(err)
 			}
 			if called {
@@ -359,10 +358,10 @@ func TestFailedOrderIsDeadLetteredWithTheAPIAnswer(t *testing.T) {
 	api := &provisioning.APIError{Method: "POST", Endpoint: provisioning.PathSubscribers, StatusCode: 403, Message: "Forbidden",
 		Errors: []provisioning.ErrorItem{{ErrorCode: 4003, Description: "customer not managed"}}, TrackingID: "T-9"}
 	p := New(Config{}, provisionerFunc(func(context.Context, schemas.Order) (provisioning.Result, error) {
-		return provisioning.Result{}, &provisioning.Error{Class: provisioning.Permanent, Reason: schemas.ReasonAPIRejected,
-			Step: provisioning.StepProvision, Attempts: 3, Err: api}
+		return provisioning.Result{}, &provisioning.Error{Class: schemas.ErrorClassPermanent, Reason: schemas.ReasonAPIRejected,
+			Step: schemas.StepProvision, Attempts: 3, Err: api}
 	}), r)
-	if err := p.Handle(context.Background(), fromOrders(sample.Message(sample.Order("p", 3, time.Now())))); err != nil {
+	if err := p.Handle(context.Background(), fromOrders(sample.Message(sample.Order("p", 3, time.Now()))), nil); err != nil {
 		t.Fatal(err)
 	}
 	outs, dls := outcomes(t, r), deadLetters(t, r)
@@ -373,7 +372,7 @@ func TestFailedOrderIsDeadLetteredWithTheAPIAnswer(t *testing.T) {
 	if f.Reason != schemas.ReasonAPIRejected || f.HTTPStatus != 403 || f.TrackingID != "T-9" || len(f.Errors) != 1 || f.Errors[0].Code != 4003 {
 		t.Errorf("failure = %+v", f)
 	}
-	if d := dls[0]; d.Reason != "api_rejected" || d.ErrorClass != ClassPermanent || d.Step != "provision" || d.Attempts != 3 {
+	if d := dls[0]; d.Reason != "api_rejected" || d.ErrorClass != schemas.ErrorClassPermanent || d.Step != "provision" || d.Attempts != 3 {
 		t.Errorf("dead letter = %+v", d)
 	}
 }
@@ -381,10 +380,10 @@ func TestFailedOrderIsDeadLetteredWithTheAPIAnswer(t *testing.T) {
 func TestConfigFaultLeavesTheRecordUnfinished(t *testing.T) {
 	r := newRecorder(t)
 	p := New(Config{}, provisionerFunc(func(context.Context, schemas.Order) (provisioning.Result, error) {
-		return provisioning.Result{}, &provisioning.Error{Class: provisioning.ConfigFault, Step: provisioning.StepPrecheck,
+		return provisioning.Result{}, &provisioning.Error{Class: schemas.ErrorClassConfigFault, Step: schemas.StepPrecheck,
 			Err: &provisioning.APIError{StatusCode: 401}}
 	}), r)
-	err := p.Handle(context.Background(), fromOrders(sample.Message(sample.Order("p", 4, time.Now()))))
+	err := p.Handle(context.Background(), fromOrders(sample.Message(sample.Order("p", 4, time.Now()))), nil)
 	if err == nil {
 		t.Fatal("a configuration fault must leave the record unfinished (uncommitted)")
 	}
@@ -398,11 +397,11 @@ func TestPanicIsDeadLettered(t *testing.T) {
 	p := New(Config{}, provisionerFunc(func(context.Context, schemas.Order) (provisioning.Result, error) {
 		panic("boom: nil map")
 	}), r)
-	if err := p.Handle(context.Background(), fromOrders(sample.Message(sample.Order("p", 5, time.Now())))); err != nil {
+	if err := p.Handle(context.Background(), fromOrders(sample.Message(sample.Order("p", 5, time.Now()))), nil); err != nil {
 		t.Fatal(err)
 	}
 	dls := deadLetters(t, r)
-	if len(dls) != 1 || dls[0].Reason != ReasonPanic || !strings.Contains(dls[0].Message, "boom: nil map") {
+	if len(dls) != 1 || dls[0].Reason != schemas.ReasonHandlerPanic || !strings.Contains(dls[0].Message, "boom: nil map") {
 		t.Fatalf("dead letters = %+v", dls)
 	}
 	if outs := outcomes(t, r); len(outs) != 1 || outs[0].Status != schemas.StatusFailed {
@@ -414,7 +413,7 @@ func TestPublishIsRetriedUntilAcknowledged(t *testing.T) {
 	r := newRecorder(t)
 	r.failures = 2
 	p := New(Config{PublishRetryMaxInterval: 10 * time.Millisecond}, okProvisioner, r)
-	if err := p.Handle(context.Background(), fromOrders(sample.Message(sample.Order("p", 6, time.Now())))); err != nil {
+	if err := p.Handle(context.Background(), fromOrders(sample.Message(sample.Order("p", 6, time.Now()))), nil); err != nil {
 		t.Fatal(err)
 	}
 	if r.calls != 3 || len(r.sent) != 1 {
@@ -428,7 +427,7 @@ func TestPublishFailureLeavesTheRecordUnfinished(t *testing.T) {
 	p := New(Config{PublishRetryMaxInterval: 10 * time.Millisecond}, okProvisioner, r)
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	if err := p.Handle(ctx, fromOrders(sample.Message(sample.Order("p", 7, time.Now())))); err == nil {
+	if err := p.Handle(ctx, fromOrders(sample.Message(sample.Order("p", 7, time.Now()))), nil); err == nil {
 		t.Fatal("Handle returned nil although nothing was published")
 	}
 	if r.calls < 2 {
@@ -436,7 +435,7 @@ func TestPublishFailureLeavesTheRecordUnfinished(t *testing.T) {
 	}
 }
 
-// slotLog is a worker slot (package yield) that records what is done with it.
+// slotLog is a worker slot that records what is done with it.
 type slotLog struct {
 	held   bool
 	events []string
@@ -479,8 +478,7 @@ func TestPublishWaitsWithoutAWorker(t *testing.T) {
 			var held []bool
 			r.onPublish = func(context.Context) { held = append(held, slot.held) }
 			p := New(Config{PublishRetryMaxInterval: 10 * time.Millisecond}, okProvisioner, r)
-			ctx := yield.With(context.Background(), slot)
-			if err := p.Handle(ctx, fromOrders(sample.Message(sample.Order("p", 8, time.Now())))); err != nil {
+			if err := p.handleWith(context.Background(), fromOrders(sample.Message(sample.Order("p", 8, time.Now()))), slot); err != nil {
 				t.Fatal(err)
 			}
 			if fmt.Sprint(held) != fmt.Sprint(tc.heldAtCall) {
