@@ -51,7 +51,7 @@ func latencyBars(res Result) []Bar {
 	if calls == 0 {
 		calls = 2
 	}
-	limit := float64(sc.config().MaxInFlight) / (calls * sc.Latency.Seconds())
+	limit := float64(sc.config().Consumer.MaxInFlight) / (calls * sc.Latency.Seconds())
 	times := 0.0
 	if res.Baseline.OrdersPerSec > 0 {
 		times = e.OrdersPerSec / res.Baseline.OrdersPerSec
@@ -59,7 +59,7 @@ func latencyBars(res Result) []Bar {
 	return []Bar{
 		{
 			Requirement: fmt.Sprintf("orders/s ≥ %.0f%% of in flight ÷ (calls per order × latency) = %d ÷ (%.2f × %s) = %.0f/s",
-				100*latencyShareOfLimit, sc.config().MaxInFlight, calls, sc.Latency, limit),
+				100*latencyShareOfLimit, sc.config().Consumer.MaxInFlight, calls, sc.Latency, limit),
 			Measured: fmt.Sprintf("%.0f/s = %.1f%%", e.OrdersPerSec, 100*e.OrdersPerSec/limit),
 			Pass:     e.OrdersPerSec >= latencyShareOfLimit*limit, Judged: true,
 		},

@@ -29,20 +29,20 @@ type baseline struct {
 func newBaseline(env trialEnv) (*baseline, error) {
 	cfg := env.cfg
 	client, err := provisioning.NewClient(provisioning.ClientConfig{
-		BaseURL:        cfg.WebexBaseURL,
+		BaseURL:        cfg.Client.BaseURL,
 		Tokens:         provisioning.StaticToken(cfg.WebexToken),
-		RequestTimeout: cfg.RequestTimeout,
+		RequestTimeout: cfg.Client.RequestTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the baseline's Webex client: %w", err)
 	}
 	wf := provisioning.NewWorkflow(client, provisioning.WorkflowConfig{
-		RetryInitialInterval: cfg.RetryInitialInterval,
-		RetryMaxInterval:     cfg.RetryMaxInterval,
-		RetryMaxElapsed:      cfg.RetryMaxElapsed,
-		RetryMaxAttempts:     cfg.RetryMaxAttempts,
-		StatusPollInterval:   cfg.StatusPollInterval,
-		StatusMaxWait:        cfg.StatusMaxWait,
+		RetryInitialInterval: cfg.Workflow.RetryInitialInterval,
+		RetryMaxInterval:     cfg.Workflow.RetryMaxInterval,
+		RetryMaxElapsed:      cfg.Workflow.RetryMaxElapsed,
+		RetryMaxAttempts:     cfg.Workflow.RetryMaxAttempts,
+		StatusPollInterval:   cfg.Workflow.StatusPollInterval,
+		StatusMaxWait:        cfg.Workflow.StatusMaxWait,
 	})
 	w, err := producer.NewWriter(producer.Config{
 		Brokers: cfg.Brokers, OutcomesTopic: cfg.OutcomesTopic, DeadLetterTopic: cfg.DeadLetterTopic,
@@ -52,7 +52,7 @@ func newBaseline(env trialEnv) (*baseline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the baseline's writer: %w", err)
 	}
-	p := pipeline.New(pipeline.Config{ConsumerGroup: cfg.GroupID, MaxRecordBytes: cfg.MaxRecordBytes, Logger: &env.log}, wf, w)
+	p := pipeline.New(pipeline.Config{ConsumerGroup: cfg.GroupID, MaxRecordBytes: cfg.Pipeline.MaxRecordBytes, Logger: &env.log}, wf, w)
 	return &baseline{env: env, pipe: p, writer: w}, nil
 }
 

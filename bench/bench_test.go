@@ -99,8 +99,8 @@ func TestScenariosAreValid(t *testing.T) {
 		}
 	}
 	lat, _ := Lookup(ScenarioLatency)
-	if lat.Keys() != 2000 || lat.config().MaxInFlight != 200 {
-		t.Errorf("latency scenario: %d keys, %d in flight; the issue says 2,000 and 200", lat.Keys(), lat.config().MaxInFlight)
+	if lat.Keys() != 2000 || lat.config().Consumer.MaxInFlight != 200 {
+		t.Errorf("latency scenario: %d keys, %d in flight; the issue says 2,000 and 200", lat.Keys(), lat.config().Consumer.MaxInFlight)
 	}
 }
 
@@ -168,7 +168,7 @@ func TestConfigEnvRoundTrips(t *testing.T) {
 	sc, _ := Lookup(ScenarioLatency)
 	want := sc.config()
 	want.Brokers = []string{"127.0.0.1:1", "127.0.0.1:2"}
-	want.WebexBaseURL, want.WebexToken, want.GroupID = "http://127.0.0.1:3/v1", "tok", "g"
+	want.Client.BaseURL, want.WebexToken, want.GroupID = "http://127.0.0.1:3/v1", "tok", "g"
 	env := map[string]string{}
 	for _, kv := range configEnv(want) {
 		k, v, _ := strings.Cut(kv, "=")
@@ -176,7 +176,7 @@ func TestConfigEnvRoundTrips(t *testing.T) {
 	}
 	got := app.DefaultConfig()
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	finish := got.BindFlags(fs)
+	finish := app.BindRunFlags(fs, &got)
 	fs.VisitAll(func(f *flag.Flag) {
 		if err := fs.Set(f.Name, env[app.EnvName(f.Name)]); err != nil {
 			t.Errorf("%s: %v", f.Name, err)
@@ -184,8 +184,8 @@ func TestConfigEnvRoundTrips(t *testing.T) {
 	})
 	finish()
 	got.WebexToken = env[app.EnvName("webex-token")]
-	if !slices.Equal(got.Brokers, want.Brokers) || got.MaxInFlight != 200 || got.WebexMaxConcurrent != 200 ||
-		got.WebexBaseURL != want.WebexBaseURL || got.WebexToken != "tok" || got.GroupID != "g" {
+	if !slices.Equal(got.Brokers, want.Brokers) || got.Consumer.MaxInFlight != 200 || got.Limiter.MaxConcurrent != 200 ||
+		got.Client.BaseURL != want.Client.BaseURL || got.WebexToken != "tok" || got.GroupID != "g" {
 		t.Errorf("read back %+v, want %+v", got, want)
 	}
 }

@@ -149,7 +149,7 @@ func (r *runner) baselineSpec() trialSpec {
 // bareHTTP measures bare HTTP round trips with the engine's concurrency.
 func (r *runner) bareHTTP(ctx context.Context, when string) (float64, error) {
 	settle()
-	h, err := measureHTTP(ctx, r.sc.config().MaxInFlight, r.opts.HTTPCeilingDuration)
+	h, err := measureHTTP(ctx, r.sc.config().Consumer.MaxInFlight, r.opts.HTTPCeilingDuration)
 	if err != nil {
 		return 0, fmt.Errorf("measuring bare HTTP round trips: %w", err)
 	}

@@ -77,15 +77,15 @@ func (t Tuning) apply(cfg *app.Config) {
 			*dst = v
 		}
 	}
-	setInt(&cfg.MaxInFlight, t.MaxInFlight)
-	setInt(&cfg.MaxBufferedPerPartition, t.MaxBufferedPerPartition)
-	setInt(&cfg.MaxBuffered, t.MaxBuffered)
-	setInt(&cfg.WebexMaxConcurrent, t.WebexMaxConcurrent)
+	setInt(&cfg.Consumer.MaxInFlight, t.MaxInFlight)
+	setInt(&cfg.Consumer.MaxBufferedPerPartition, t.MaxBufferedPerPartition)
+	setInt(&cfg.Consumer.MaxBuffered, t.MaxBuffered)
+	setInt(&cfg.Limiter.MaxConcurrent, t.WebexMaxConcurrent)
 	if t.WebexRateLimit > 0 {
-		cfg.WebexRateLimit = t.WebexRateLimit
+		cfg.Limiter.Rate = t.WebexRateLimit
 	}
-	cfg.WebexAdaptiveRate = t.WebexAdaptiveRate
-	cfg.MaxBuffered = max(cfg.MaxBuffered, cfg.MaxInFlight)
+	cfg.Limiter.Adaptive = t.WebexAdaptiveRate
+	cfg.Consumer.MaxBuffered = max(cfg.Consumer.MaxBuffered, cfg.Consumer.MaxInFlight)
 }
 
 // Keys is the number of distinct Kafka keys (subscribers) of the engine's orders.
@@ -120,9 +120,9 @@ func (s Scenario) Describe() string {
 	if s.SimRateLimit > 0 {
 		parts = append(parts, fmt.Sprintf("simulator limit %g req/s", s.SimRateLimit))
 	}
-	parts = append(parts, fmt.Sprintf("max in flight %d", cfg.MaxInFlight), fmt.Sprintf("webex max concurrent %d", cfg.WebexMaxConcurrent))
-	if cfg.WebexRateLimit > 0 || cfg.WebexAdaptiveRate {
-		parts = append(parts, fmt.Sprintf("webex rate limit %g (adaptive %v)", cfg.WebexRateLimit, cfg.WebexAdaptiveRate))
+	parts = append(parts, fmt.Sprintf("max in flight %d", cfg.Consumer.MaxInFlight), fmt.Sprintf("webex max concurrent %d", cfg.Limiter.MaxConcurrent))
+	if cfg.Limiter.Rate > 0 || cfg.Limiter.Adaptive {
+		parts = append(parts, fmt.Sprintf("webex rate limit %g (adaptive %v)", cfg.Limiter.Rate, cfg.Limiter.Adaptive))
 	}
 	if s.ProduceRate > 0 {
 		parts = append(parts, fmt.Sprintf("produced at %g/s while consuming", s.ProduceRate))
@@ -157,7 +157,7 @@ func (s Scenario) Validate() error {
 		return fmt.Errorf("scenario %s: max durations must be positive", s.Name)
 	}
 	cfg := s.config()
-	cfg.Brokers, cfg.WebexBaseURL, cfg.WebexToken = []string{"127.0.0.1:9092"}, "http://127.0.0.1/v1", simToken
+	cfg.Brokers, cfg.Client.BaseURL, cfg.WebexToken = []string{"127.0.0.1:9092"}, "http://127.0.0.1/v1", simToken
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("scenario %s: %w", s.Name, err)
 	}

@@ -87,7 +87,7 @@ func (p *inProcess) stop() error {
 
 // startEngine starts the provisioner in this process, wired by app.New.
 func startEngine(ctx context.Context, env trialEnv) (running, error) {
-	a, err := app.New(env.cfg, env.log)
+	a, err := app.New(ctx, env.cfg, env.log)
 	if err != nil {
 		return nil, fmt.Errorf("starting the provisioner: %w", err)
 	}
@@ -177,7 +177,7 @@ func configEnv(cfg app.Config) []string {
 		cfg.HTTPAddr = "127.0.0.1:0"
 	}
 	fs := flag.NewFlagSet("env", flag.ContinueOnError)
-	cfg.BindFlags(fs)
+	app.BindRunFlags(fs, &cfg)
 	var env []string
 	fs.VisitAll(func(f *flag.Flag) {
 		env = append(env, app.EnvName(f.Name)+"="+f.Value.String())

@@ -144,7 +144,7 @@ func (r *runner) env(addrs []string, ts topicSet, baseURL string) trialEnv {
 	cfg.Brokers = addrs
 	cfg.GroupID = ts.group
 	cfg.OrdersTopic, cfg.OutcomesTopic, cfg.DeadLetterTopic = ts.orders, ts.outcomes, ts.deadLetters
-	cfg.WebexBaseURL, cfg.WebexToken = baseURL, simToken
+	cfg.Client.BaseURL, cfg.WebexToken = baseURL, simToken
 	cfg.LogLevel = r.opts.LogLevel
 	// Logs are formatted as in production, then dropped: their cost is measured,
 	// not that of a disk.

@@ -116,30 +116,49 @@ type noObserver struct{}
 func (noObserver) Committed(time.Duration, error) {}
 func (noObserver) Assigned([]int)                 {}
 
+// DefaultConfig returns the defaults of the optional settings, the values
+// the zero fields take.
+func DefaultConfig() Config {
+	return Config{
+		MaxInFlight:             64,
+		MaxBufferedPerPartition: 1000,
+		MaxBuffered:             2000,
+		CommitInterval:          time.Second,
+		ShutdownTimeout:         15 * time.Second,
+		SessionTimeout:          30 * time.Second,
+		HeartbeatInterval:       3 * time.Second,
+		MaxWait:                 500 * time.Millisecond,
+		RetryInitialInterval:    500 * time.Millisecond,
+		RetryMaxInterval:        30 * time.Second,
+		StatsInterval:           30 * time.Second,
+	}
+}
+
 func (c *Config) setDefaults() {
-	setDur := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
+	d := DefaultConfig()
+	setDur := func(v *time.Duration, def time.Duration) {
+		if *v <= 0 {
+			*v = def
 		}
 	}
-	setInt := func(n *int, v int) {
+	setInt := func(n *int, def int) {
 		if *n <= 0 {
-			*n = v
+			*n = def
 		}
 	}
-	setInt(&c.MaxInFlight, 64)
-	setInt(&c.MaxBufferedPerPartition, 1000)
-	setInt(&c.MaxBuffered, 2000)
-	setDur(&c.CommitInterval, time.Second)
-	setDur(&c.ShutdownTimeout, 15*time.Second)
-	setDur(&c.SessionTimeout, 30*time.Second)
-	setDur(&c.HeartbeatInterval, 3*time.Second)
+	setInt(&c.MaxInFlight, d.MaxInFlight)
+	setInt(&c.MaxBufferedPerPartition, d.MaxBufferedPerPartition)
+	setInt(&c.MaxBuffered, d.MaxBuffered)
+	setDur(&c.CommitInterval, d.CommitInterval)
+	setDur(&c.ShutdownTimeout, d.ShutdownTimeout)
+	setDur(&c.SessionTimeout, d.SessionTimeout)
+	setDur(&c.HeartbeatInterval, d.HeartbeatInterval)
 	setDur(&c.RebalanceTimeout, c.ShutdownTimeout+15*time.Second)
-	setDur(&c.MaxWait, 500*time.Millisecond)
-	setDur(&c.RetryInitialInterval, 500*time.Millisecond)
-	setDur(&c.RetryMaxInterval, 30*time.Second)
+	setDur(&c.MaxWait, d.MaxWait)
+	setDur(&c.RetryInitialInterval, d.RetryInitialInterval)
+	setDur(&c.RetryMaxInterval, d.RetryMaxInterval)
 	if c.StatsInterval == 0 {
-		c.StatsInterval = 30 * time.Second
+		c.StatsInterval = d.StatsInterval
 	}
 	if c.KeyFunc == nil {
 		c.KeyFunc = DefaultKey

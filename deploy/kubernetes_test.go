@@ -645,9 +645,9 @@ func TestKubernetesDeployment(t *testing.T) {
 	if pod.TerminationGracePeriodSeconds != nil {
 		grace = *pod.TerminationGracePeriodSeconds
 	}
-	if need := cfg.ShutdownTimeout + 10*time.Second; time.Duration(grace)*time.Second < need {
+	if need := cfg.Consumer.ShutdownTimeout + 10*time.Second; time.Duration(grace)*time.Second < need {
 		t.Errorf("%s: terminationGracePeriodSeconds %d is shorter than --shutdown-timeout (%s) plus 10s for the last commit and writer close",
-			file, grace, cfg.ShutdownTimeout)
+			file, grace, cfg.Consumer.ShutdownTimeout)
 	}
 
 	// Resources.
@@ -738,7 +738,7 @@ func validateRunEnv(t *testing.T, where string, env map[string]string) app.Confi
 	cfg.HTTPAddr = usageOf(t, "run").flags["http-addr"].def
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	finish := cfg.BindFlags(fs)
+	finish := app.BindRunFlags(fs, &cfg)
 	byEnv := map[string]string{}
 	fs.VisitAll(func(f *flag.Flag) { byEnv[app.EnvName(f.Name)] = f.Name })
 	for _, k := range sortedKeys(env) {

@@ -110,7 +110,7 @@ func scrapeRunningApp(t *testing.T) map[string]*family {
 			Faults:               webexsim.FaultRates{Status429: 0.1, Status503: 0.1},
 			Seed:                 11,
 		},
-		Configure: func(c *app.Config) { c.RetryMaxElapsed = 30 * time.Second },
+		Configure: func(c *app.Config) { c.Workflow.RetryMaxElapsed = 30 * time.Second },
 		Log:       zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel),
 	})
 	cfg, a := env.Cfg, env.App

@@ -68,6 +68,25 @@ type Config struct {
 // a worker, so that the writes of many orders share a produce request.
 const DefaultBatchTimeout = 20 * time.Millisecond
 
+// DefaultConfig returns the defaults of the optional settings, the values
+// the zero fields take.
+func DefaultConfig() Config {
+	return Config{BatchTimeout: DefaultBatchTimeout, WriteTimeout: 10 * time.Second, BatchSize: 20}
+}
+
+func (c *Config) setDefaults() {
+	d := DefaultConfig()
+	if c.BatchTimeout <= 0 {
+		c.BatchTimeout = d.BatchTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = d.WriteTimeout
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = d.BatchSize
+	}
+}
+
 // Writer publishes outcome and dead-letter records with RequiredAcks=all and the
 // Java client's murmur2 partitioner on the record key, so that every record of one
 // subscriber lands on one partition, in order. A Writer is safe for concurrent use.
@@ -87,15 +106,7 @@ func NewWriter(cfg Config) (*Writer, error) {
 	case cfg.DeadLetterTopic == "":
 		return nil, errors.New("no dead-letter topic configured")
 	}
-	if cfg.BatchTimeout <= 0 {
-		cfg.BatchTimeout = DefaultBatchTimeout
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = 10 * time.Second
-	}
-	if cfg.BatchSize <= 0 {
-		cfg.BatchSize = 20
-	}
+	cfg.setDefaults()
 	return &Writer{
 		outcomes: cfg.OutcomesTopic,
 		dlq:      cfg.DeadLetterTopic,

@@ -64,6 +64,12 @@ type ClientConfig struct {
 	Limiter *Limiter
 }
 
+// DefaultClientConfig returns the defaults, the values the zero fields take
+// (and Cisco's API root as the base URL).
+func DefaultClientConfig() ClientConfig {
+	return ClientConfig{BaseURL: "https://webexapis.com/v1", RequestTimeout: 30 * time.Second, UserAgent: "wholesale-provisioner"}
+}
+
 // Client makes single calls to the Wholesale Subscribers API. It never retries:
 // retrying is the Workflow's job, so that there is exactly one retry layer. A
 // Client is safe for concurrent use.
@@ -89,11 +95,12 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.Tokens == nil {
 		return nil, errors.New("no Webex token source configured")
 	}
+	d := DefaultClientConfig()
 	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 30 * time.Second
+		cfg.RequestTimeout = d.RequestTimeout
 	}
 	if cfg.UserAgent == "" {
-		cfg.UserAgent = "wholesale-provisioner"
+		cfg.UserAgent = d.UserAgent
 	}
 	tr := cfg.Transport
 	if tr == nil {

@@ -93,6 +93,14 @@ type LimiterConfig struct {
 	MaxPause time.Duration
 }
 
+// DefaultLimiterConfig returns what a service that shares one API account
+// among many workers should start from: no rate limit (Webex publishes
+// none), and at most 64 requests in progress. The zero value of each field
+// means what its comment says.
+func DefaultLimiterConfig() LimiterConfig {
+	return LimiterConfig{MaxConcurrent: 64}
+}
+
 func (c *LimiterConfig) setDefaults() {
 	if c.Burst <= 0 {
 		c.Burst = 1

@@ -44,28 +44,44 @@ type WorkflowConfig struct {
 	OnRetry func(step string, err error, retryAfter time.Duration)
 }
 
+// DefaultWorkflowConfig returns the defaults, the values the zero fields take.
+func DefaultWorkflowConfig() WorkflowConfig {
+	return WorkflowConfig{
+		RetryInitialInterval: 500 * time.Millisecond,
+		RetryMaxInterval:     30 * time.Second,
+		RetryMaxElapsed:      2 * time.Minute,
+		MaxRetryAfter:        60 * time.Second,
+		StatusPollInterval:   time.Second,
+		StatusMaxWait:        5 * time.Minute,
+		ForbiddenCustomers:   3,
+	}
+}
+
 func (c *WorkflowConfig) setDefaults() {
-	if c.RetryInitialInterval <= 0 {
-		c.RetryInitialInterval = 500 * time.Millisecond
-	}
-	if c.RetryMaxInterval <= 0 {
-		c.RetryMaxInterval = 30 * time.Second
-	}
-	if c.RetryMaxElapsed <= 0 {
-		c.RetryMaxElapsed = 2 * time.Minute
-	}
-	if c.MaxRetryAfter <= 0 {
-		c.MaxRetryAfter = 60 * time.Second
-	}
-	if c.StatusPollInterval <= 0 {
-		c.StatusPollInterval = time.Second
-	}
-	if c.StatusMaxWait <= 0 {
-		c.StatusMaxWait = 5 * time.Minute
+	d := DefaultWorkflowConfig()
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&c.RetryInitialInterval, &d.RetryInitialInterval}, {&c.RetryMaxInterval, &d.RetryMaxInterval},
+		{&c.RetryMaxElapsed, &d.RetryMaxElapsed}, {&c.MaxRetryAfter, &d.MaxRetryAfter},
+		{&c.StatusPollInterval, &d.StatusPollInterval}, {&c.StatusMaxWait, &d.StatusMaxWait},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
 	}
 	if c.ForbiddenCustomers <= 0 {
-		c.ForbiddenCustomers = 3
+		c.ForbiddenCustomers = d.ForbiddenCustomers
 	}
+}
+
+// Validate reports the first setting that is out of range.
+func (c WorkflowConfig) Validate() error {
+	switch {
+	case c.RetryMaxInterval > 0 && c.RetryInitialInterval > c.RetryMaxInterval:
+		return fmt.Errorf("retry max interval %s is shorter than the initial interval %s", c.RetryMaxInterval, c.RetryInitialInterval)
+	case c.RetryMaxAttempts < 0:
+		return fmt.Errorf("retry max attempts %d must not be negative", c.RetryMaxAttempts)
+	}
+	return nil
 }
 
 // Workflow runs one order through precheck, provision and status. It is safe for

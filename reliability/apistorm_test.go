@@ -44,13 +44,13 @@ func TestAPIStorm(t *testing.T) {
 	}
 	outs, dlq := e.collect(e.outs, true, 3), e.collect(e.dlt, false, 1)
 	cfg := e.appConfig()
-	cfg.RequestTimeout = time.Second // shorter than the simulator's hold of a timed-out call
-	cfg.RetryInitialInterval = 50 * time.Millisecond
-	cfg.RetryMaxInterval = time.Second
+	cfg.Client.RequestTimeout = time.Second // shorter than the simulator's hold of a timed-out call
+	cfg.Workflow.RetryInitialInterval = 50 * time.Millisecond
+	cfg.Workflow.RetryMaxInterval = time.Second
 	// No order may run out of retries, so that the counts stay exact; waits in
 	// the shared Retry-After pauses count against a step's budget too.
-	cfg.RetryMaxElapsed = 10 * time.Minute
-	cfg.MaxInFlight, cfg.WebexMaxConcurrent = 256, 256
+	cfg.Workflow.RetryMaxElapsed = 10 * time.Minute
+	cfg.Consumer.MaxInFlight, cfg.Limiter.MaxConcurrent = 256, 256
 	e.startApp("a", cfg)
 	e.publish(s.msgs)
 

@@ -30,8 +30,8 @@ func TestConfigurationFault(t *testing.T) {
 	outs, dlq := e.collect(e.outs, true, 3), e.collect(e.dlt, false, 1)
 	cfg := e.appConfig()
 	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.MaxInFlight = 8 // a run of some seconds, so that the fault falls in its middle
-	cfg.RetryInitialInterval, cfg.RetryMaxInterval = interval, interval
+	cfg.Consumer.MaxInFlight = 8 // a run of some seconds, so that the fault falls in its middle
+	cfg.Workflow.RetryInitialInterval, cfg.Workflow.RetryMaxInterval = interval, interval
 	in := e.startApp("a", cfg)
 	addr := in.app.HTTPAddr()
 	e.publish(s.msgs)
@@ -62,7 +62,7 @@ func TestConfigurationFault(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(2 * cfg.CommitInterval)
+	time.Sleep(2 * cfg.Consumer.CommitInterval)
 
 	outsBefore, _ := outs.count()
 	deadBefore, _ := dlq.count()
@@ -130,10 +130,10 @@ func TestConfigurationFault(t *testing.T) {
 			allProbes++
 		}
 	}
-	if limit := int64(allProbes + cfg.MaxInFlight + 1); callsDuringFault > limit {
+	if limit := int64(allProbes + cfg.Consumer.MaxInFlight + 1); callsDuringFault > limit {
 		t.Errorf("%d API calls during the %s of the fault for %d probes, want at most %d (the %d orders in flight when it began, then one per probe): "+
 			"orders already waiting for a worker slot when the fault began each still called the API once",
-			callsDuringFault, time.Since(revoked).Round(100*time.Millisecond), allProbes, limit, cfg.MaxInFlight)
+			callsDuringFault, time.Since(revoked).Round(100*time.Millisecond), allProbes, limit, cfg.Consumer.MaxInFlight)
 	}
 
 	e.sim.SetToken(simToken) // the token is accepted again

@@ -466,12 +466,12 @@ func (e *env) appConfig() app.Config {
 	cfg.Brokers = e.brokers
 	cfg.GroupID = e.group
 	cfg.OrdersTopic, cfg.OutcomesTopic, cfg.DeadLetterTopic = e.orders, e.outs, e.dlt
-	cfg.WebexBaseURL = e.simURL
+	cfg.Client.BaseURL = e.simURL
 	cfg.WebexToken = simToken
-	cfg.RequestTimeout = 5 * time.Second
-	cfg.RetryInitialInterval = 50 * time.Millisecond
-	cfg.RetryMaxInterval = time.Second
-	cfg.StatusPollInterval = 100 * time.Millisecond
+	cfg.Client.RequestTimeout = 5 * time.Second
+	cfg.Workflow.RetryInitialInterval = 50 * time.Millisecond
+	cfg.Workflow.RetryMaxInterval = time.Second
+	cfg.Workflow.StatusPollInterval = 100 * time.Millisecond
 	return cfg
 }
 
@@ -492,7 +492,7 @@ func (e *env) startApp(name string, cfg app.Config) *instance {
 		e.t.Fatal(err)
 	}
 	log := zerolog.New(e.logs).With().Timestamp().Str("member", name).Logger()
-	a, err := app.New(cfg, log)
+	a, err := app.New(context.Background(), cfg, log)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func TestBrokerOutage(t *testing.T) {
 	outs, dlq := e.collect(e.outs, true, 3), e.collect(e.dlt, false, 1)
 	cfg := e.appConfig()
 	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.MaxInFlight = 16 // a run of some seconds, so that the outage falls in its middle
+	cfg.Consumer.MaxInFlight = 16 // a run of some seconds, so that the outage falls in its middle
 	in := e.startApp("a", cfg)
 	e.publish(s.msgs)
 	testkit.WaitFor(e.ctx, t, "a fifth of the outcomes", func() error {

@@ -60,13 +60,13 @@ func TestPoisonRecord(t *testing.T) {
 	s.want[afterID] = schemas.StatusFailed
 
 	cfg := e.appConfig()
-	client, err := provisioning.NewClient(provisioning.ClientConfig{BaseURL: cfg.WebexBaseURL,
-		Tokens: provisioning.StaticToken(simToken), RequestTimeout: cfg.RequestTimeout})
+	client, err := provisioning.NewClient(provisioning.ClientConfig{BaseURL: cfg.Client.BaseURL,
+		Tokens: provisioning.StaticToken(simToken), RequestTimeout: cfg.Client.RequestTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	poison.wf = provisioning.NewWorkflow(client, provisioning.WorkflowConfig{
-		RetryInitialInterval: cfg.RetryInitialInterval, RetryMaxInterval: cfg.RetryMaxInterval})
+		RetryInitialInterval: cfg.Workflow.RetryInitialInterval, RetryMaxInterval: cfg.Workflow.RetryMaxInterval})
 	w, err := producer.NewWriter(producer.Config{Brokers: e.brokers, OutcomesTopic: e.outs, DeadLetterTopic: e.dlt})
 	if err != nil {
 		t.Fatal(err)

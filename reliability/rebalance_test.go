@@ -25,7 +25,7 @@ func TestRebalanceStorm(t *testing.T) {
 	s := e.makeOrders(n, 20)
 	outs, dlq := e.collect(e.outs, true, 3), e.collect(e.dlt, false, 1)
 	cfg := e.appConfig()
-	cfg.MaxInFlight = 8 // slow enough that the storm blows over a run in progress
+	cfg.Consumer.MaxInFlight = 8 // slow enough that the storm blows over a run in progress
 
 	var (
 		mu      sync.Mutex

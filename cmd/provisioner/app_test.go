@@ -37,7 +37,7 @@ func TestEndToEndInProcess(t *testing.T) {
 			Faults:               webexsim.FaultRates{Status503: 0.05, LostResponse: 0.1},
 			Seed:                 7,
 		},
-		Configure: func(c *app.Config) { c.RetryMaxElapsed = 20 * time.Second },
+		Configure: func(c *app.Config) { c.Workflow.RetryMaxElapsed = 20 * time.Second },
 		Log:       zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
 	})
 	cfg, sim, a := env.Cfg, env.Sim, env.App

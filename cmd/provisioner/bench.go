@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/acme-sp/wholesale-provisioner/bench"
+
+	"github.com/acme-sp/wholesale-provisioner/internal/app"
 )
 
 // benchFlags are the settings of `provisioner bench`.
@@ -138,7 +140,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 
 // scenarios returns the selected scenarios with the command line's settings.
 func (f *benchFlags) scenarios() ([]bench.Scenario, error) {
-	names := splitList(f.scenario)
+	names := app.SplitList(f.scenario)
 	if f.scenario == "all" {
 		names = nil
 		for _, s := range bench.Scenarios() {
@@ -194,9 +196,9 @@ func (f *benchFlags) override(sc bench.Scenario) bench.Scenario {
 // brokersToUse returns the brokers of --broker: the in-process one, the real
 // one at --brokers or $KAFKA_BROKERS, or both.
 func (f *benchFlags) brokersToUse() ([]bench.Broker, error) {
-	addrs := splitList(f.brokers)
+	addrs := app.SplitList(f.brokers)
 	if len(addrs) == 0 {
-		addrs = splitList(os.Getenv("KAFKA_BROKERS"))
+		addrs = app.SplitList(os.Getenv("KAFKA_BROKERS"))
 	}
 	mode := f.broker
 	if mode == "" {

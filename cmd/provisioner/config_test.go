@@ -17,7 +17,7 @@ func TestConfigFromFlagsAndEnvironment(t *testing.T) {
 	}
 	cfg := app.DefaultConfig()
 	fs := newFlagSet("run", "", &bytes.Buffer{})
-	finish := cfg.BindFlags(fs)
+	finish := app.BindRunFlags(fs, &cfg)
 	err := parse(fs, []string{"--group-id", "from-flag", "--request-timeout", "3s"}, func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
@@ -26,7 +26,7 @@ func TestConfigFromFlagsAndEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	finish()
-	if strings.Join(cfg.Brokers, ",") != "a:1,b:2" || cfg.GroupID != "from-flag" || cfg.RetryMaxElapsed != 45*time.Second || cfg.RequestTimeout != 3*time.Second {
+	if strings.Join(cfg.Brokers, ",") != "a:1,b:2" || cfg.GroupID != "from-flag" || cfg.Workflow.RetryMaxElapsed != 45*time.Second || cfg.Client.RequestTimeout != 3*time.Second {
 		t.Errorf("config = %+v", cfg)
 	}
 }
@@ -34,7 +34,7 @@ func TestConfigFromFlagsAndEnvironment(t *testing.T) {
 func TestBadEnvironmentValueIsNamed(t *testing.T) {
 	cfg := app.DefaultConfig()
 	fs := newFlagSet("run", "", &bytes.Buffer{})
-	cfg.BindFlags(fs)
+	app.BindRunFlags(fs, &cfg)
 	err := parse(fs, nil, func(k string) (string, bool) {
 		if k == "PROVISIONER_REQUEST_TIMEOUT" {
 			return "soon", true

@@ -53,7 +53,7 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&timeout, "timeout", timeout, "give up if the orders are not all answered by then")
 	fs.StringVar(&logFile, "log-file", "", "where the provisioner's JSON logs go (default: a file in the temp dir)")
 	fs.BoolVar(&verbose, "verbose", false, "also write the provisioner's logs to stderr")
-	simFlags(fs, &sim)
+	bindSimFlags(fs, &sim)
 	if err := parse(fs, args, osLookupEnv); err != nil {
 		return usageError{err}
 	}
@@ -109,18 +109,18 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	go func() { defer wg.Done(); _ = webexsim.Serve(simCtx, ln, simServer) }()
 
 	cfg.Brokers = cluster.ListenAddrs()
-	cfg.WebexBaseURL = simServer.BaseURL("http://" + ln.Addr().String())
+	cfg.Client.BaseURL = simServer.BaseURL("http://" + ln.Addr().String())
 	cfg.WebexToken = "demo-token"
-	cfg.RequestTimeout = 5 * time.Second
-	cfg.RetryInitialInterval = 100 * time.Millisecond
-	cfg.RetryMaxInterval = 2 * time.Second
-	cfg.RetryMaxElapsed = 30 * time.Second
-	cfg.StatusPollInterval = 100 * time.Millisecond
-	cfg.StatusMaxWait = 30 * time.Second
+	cfg.Client.RequestTimeout = 5 * time.Second
+	cfg.Workflow.RetryInitialInterval = 100 * time.Millisecond
+	cfg.Workflow.RetryMaxInterval = 2 * time.Second
+	cfg.Workflow.RetryMaxElapsed = 30 * time.Second
+	cfg.Workflow.StatusPollInterval = 100 * time.Millisecond
+	cfg.Workflow.StatusMaxWait = 30 * time.Second
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	app, err := app.New(cfg, log)
+	app, err := app.New(context.Background(), cfg, log)
 	if err != nil {
 		return err
 	}

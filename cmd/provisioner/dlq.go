@@ -10,6 +10,8 @@ import (
 
 	"github.com/acme-sp/wholesale-provisioner/internal/dlq"
 	"github.com/acme-sp/wholesale-provisioner/internal/kafkasec"
+
+	"github.com/acme-sp/wholesale-provisioner/internal/app"
 )
 
 // dlqCmd is `provisioner dlq inspect|replay`: what operators do with the
@@ -43,13 +45,13 @@ Run 'provisioner dlq <inspect|replay> --help' for the flags.
 }
 
 func dlqInspectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	opts := dlq.DefaultOptions()
+	opts := defaultDLQOptions()
 	fs := newFlagSet("dlq inspect", "Read the dead-letter topic (without a consumer group, up to its end when the command starts)\n"+
 		"and list the dead letters by reason and error class: counts, first and last failure, and examples\n"+
 		"with emails and phone numbers masked.", stderr)
-	opts.BindInspectFlags(fs)
+	bindDLQInspectFlags(fs, &opts)
 	var sec kafkasec.Config
-	sec.BindFlags(fs)
+	app.BindKafkaSecurityFlags(fs, &sec)
 	if err := parse(fs, args, osLookupEnv); err != nil {
 		return usageError{err}
 	}
@@ -72,14 +74,14 @@ func dlqInspectCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 func dlqReplayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	opts := dlq.DefaultOptions()
+	opts := defaultDLQOptions()
 	fs := newFlagSet("dlq replay", "Re-publish the original records of dead letters (key, value and headers byte for byte, plus\n"+
 		"replay-count and replayed-from headers) to the orders topic, at a limited rate. Reads the dead-letter\n"+
 		"topic without a consumer group, up to its end when the command starts. Replaying a dead letter twice\n"+
 		"provisions nothing twice. Exits 1 when a matching dead letter is refused (e.g. replayed too often).", stderr)
-	opts.BindReplayFlags(fs)
+	bindDLQReplayFlags(fs, &opts)
 	var sec kafkasec.Config
-	sec.BindFlags(fs)
+	app.BindKafkaSecurityFlags(fs, &sec)
 	if err := parse(fs, args, osLookupEnv); err != nil {
 		return usageError{err}
 	}
@@ -109,7 +111,7 @@ func dlqReplayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // as the service (flags or PROVISIONER_KAFKA_* variables; secrets from the
 // environment or files).
 func secureConn(sec kafkasec.Config, c dlq.Conn) (dlq.Conn, error) {
-	sec.LoadSecrets(osLookupEnv)
+	app.LoadKafkaSecrets(&sec, osLookupEnv)
 	if err := sec.Validate(); err != nil {
 		return c, err
 	}

@@ -31,7 +31,7 @@ func TestForbiddenEverywherePausesLikeARevokedToken(t *testing.T) {
 	env := testkit.StartApp(t, testkit.AppOptions{
 		Sim: webexsim.Config{NotEntitled: true},
 		Configure: func(c *app.Config) {
-			c.RetryInitialInterval, c.RetryMaxInterval = 100*time.Millisecond, 100*time.Millisecond
+			c.Workflow.RetryInitialInterval, c.Workflow.RetryMaxInterval = 100*time.Millisecond, 100*time.Millisecond
 		},
 		Log: zerolog.New(logs),
 	})

@@ -24,7 +24,7 @@ func TestReadinessFollowsConfigurationFault(t *testing.T) {
 		Partitions: 2,
 		Sim:        webexsim.Config{Token: "good"},
 		Configure: func(c *app.Config) {
-			c.RetryInitialInterval, c.RetryMaxInterval = 50*time.Millisecond, 200*time.Millisecond
+			c.Workflow.RetryInitialInterval, c.Workflow.RetryMaxInterval = 50*time.Millisecond, 200*time.Millisecond
 		},
 	})
 	cfg, sim, a := env.Cfg, env.Sim, env.App

@@ -33,11 +33,11 @@ func produceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.StringVar(&file, "file", "", "JSON-lines file of orders, one per line (- reads stdin)")
 	fs.IntVar(&generate, "generate", 0, "generate this many valid sample orders instead of reading a file")
 	fs.StringVar(&runID, "run-id", "", "prefix of generated order ids and emails (default: the current time)")
-	sec.BindFlags(fs)
+	app.BindKafkaSecurityFlags(fs, &sec)
 	if err := parse(fs, args, osLookupEnv); err != nil {
 		return usageError{err}
 	}
-	sec.LoadSecrets(osLookupEnv)
+	app.LoadKafkaSecrets(&sec, osLookupEnv)
 	if err := sec.Validate(); err != nil {
 		return usageError{err}
 	}
@@ -48,7 +48,7 @@ func produceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer transport.CloseIdleConnections()
 	switch {
 	case brokers == "":
-		return usageError{fmt.Errorf("--brokers (%s) is required", envName("brokers"))}
+		return usageError{fmt.Errorf("--brokers (%s) is required", app.EnvName("brokers"))}
 	case (file == "") == (generate <= 0):
 		return usageError{errors.New("give exactly one of --file and --generate N")}
 	}
@@ -56,7 +56,7 @@ func produceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		runID = "ord" + time.Now().UTC().Format("20060102T150405")
 	}
 	w := &kafka.Writer{
-		Addr:                   kafka.TCP(splitList(brokers)...),
+		Addr:                   kafka.TCP(app.SplitList(brokers)...),
 		Topic:                  topic,
 		Balancer:               kafka.Murmur2Balancer{Consistent: true},
 		RequiredAcks:           kafka.RequireAll,

@@ -59,10 +59,10 @@ func newHarness(t *testing.T, partitions int, simCfg webexsim.Config, createOutc
 	sim := webexsim.New(simCfg)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	cfg.WebexBaseURL = sim.BaseURL(srv.URL)
+	cfg.Client.BaseURL = sim.BaseURL(srv.URL)
 	cfg.WebexToken = "real-kafka-token"
-	cfg.RetryInitialInterval = 10 * time.Millisecond
-	cfg.RetryMaxInterval = 200 * time.Millisecond
+	cfg.Workflow.RetryInitialInterval = 10 * time.Millisecond
+	cfg.Workflow.RetryMaxInterval = 200 * time.Millisecond
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func newHarness(t *testing.T, partitions int, simCfg webexsim.Config, createOutc
 func (h *harness) start(member string) (stop func()) {
 	h.t.Helper()
 	log := zerolog.New(h.logs).With().Str("member", member).Logger()
-	app, err := app.New(h.cfg, log)
+	app, err := app.New(context.Background(), h.cfg, log)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -333,7 +333,7 @@ func TestRealKafkaRebalance(t *testing.T) {
 	// Slow enough (2 in flight per member, 25 ms a call) for the group to
 	// rebalance twice while orders are still pending.
 	h := newHarness(t, 6, webexsim.Config{Latency: 25 * time.Millisecond}, true)
-	h.cfg.MaxInFlight = 2
+	h.cfg.Consumer.MaxInFlight = 2
 	msgs, want := h.orders(600)
 	outs := h.collect(h.cfg.OutcomesTopic)
 	stopA := h.start("a")

@@ -13,21 +13,18 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg := app.DefaultConfig()
 	cfg.HTTPAddr = ":9464" // where operators and orchestrators expect it; off by default in the library
 	fs := newFlagSet("run", "Consume subscriber orders from Kafka and provision them on Webex for Wholesale.", stderr)
-	finish := cfg.BindFlags(fs)
+	finish := app.BindRunFlags(fs, &cfg)
 	if err := parse(fs, args, osLookupEnv); err != nil {
 		return err
 	}
 	finish()
 	// Secrets only from the environment or files: flags show in process lists.
-	cfg.WebexToken, _ = osLookupEnv(app.EnvName("webex-token"))
-	cfg.WebexClientSecret, _ = osLookupEnv(app.EnvName("webex-client-secret"))
-	cfg.WebexRefreshToken, _ = osLookupEnv(app.EnvName("webex-refresh-token"))
-	cfg.Kafka.LoadSecrets(osLookupEnv)
+	app.LoadSecrets(&cfg, osLookupEnv)
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
 	log := app.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
-	a, err := app.New(cfg, log)
+	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return usageError{err}
 	}

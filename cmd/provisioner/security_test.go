@@ -53,16 +53,16 @@ func TestTokenExpiryMidRunAndSecretHygiene(t *testing.T) {
 	if err := os.WriteFile(refreshFile, []byte(firstRefresh), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Brokers, cfg.WebexBaseURL = cluster.ListenAddrs(), sim.BaseURL(srv.URL)
+	cfg.Brokers, cfg.Client.BaseURL = cluster.ListenAddrs(), sim.BaseURL(srv.URL)
 	cfg.WebexClientID, cfg.WebexClientSecret, cfg.WebexRefreshTokenFile = "integration-1", clientSecret, refreshFile
-	cfg.HTTPAddr, cfg.MaxInFlight = "127.0.0.1:0", 16
-	cfg.RetryInitialInterval, cfg.RetryMaxInterval = 10*time.Millisecond, 100*time.Millisecond
+	cfg.HTTPAddr, cfg.Consumer.MaxInFlight = "127.0.0.1:0", 16
+	cfg.Workflow.RetryInitialInterval, cfg.Workflow.RetryMaxInterval = 10*time.Millisecond, 100*time.Millisecond
 	cfg.LogLevel = "debug"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	logs := &testkit.Buffer{}
-	a, err := app.New(cfg, zerolog.New(logs).Level(zerolog.DebugLevel))
+	a, err := app.New(context.Background(), cfg, zerolog.New(logs).Level(zerolog.DebugLevel))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,11 +93,11 @@ func startStack(t *testing.T, ctx context.Context, sc stackConfig) *stack {
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 
-	cfg.WebexBaseURL = sim.BaseURL(srv.URL)
+	cfg.Client.BaseURL = sim.BaseURL(srv.URL)
 	cfg.WebexToken = "e2e-token"
-	cfg.RetryInitialInterval = 50 * time.Millisecond
-	cfg.RetryMaxInterval = time.Second
-	cfg.MaxInFlight = sc.maxInFlight
+	cfg.Workflow.RetryInitialInterval = 50 * time.Millisecond
+	cfg.Workflow.RetryMaxInterval = time.Second
+	cfg.Consumer.MaxInFlight = sc.maxInFlight
 	cfg.HTTPAddr = "127.0.0.1:0"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -105,7 +105,7 @@ func startStack(t *testing.T, ctx context.Context, sc stackConfig) *stack {
 	if sc.logLevel == zerolog.DebugLevel { // the zero value
 		sc.logLevel = zerolog.WarnLevel
 	}
-	a, err := app.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(sc.logLevel))
+	a, err := app.New(context.Background(), cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(sc.logLevel))
 	if err != nil {
 		t.Fatal(err)
 	}

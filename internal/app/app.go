@@ -39,76 +39,49 @@ type App struct {
 	ln       net.Listener
 }
 
-// New builds an App from a validated Config.
-func New(cfg Config, log zerolog.Logger) (*App, error) {
+// New builds an App from a validated Config. It dials the brokers once when
+// Kafka security is on, to stop at once on a refused password or certificate;
+// ctx bounds that.
+func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	tokens, err := tokenSource(cfg)
 	if err != nil {
 		return nil, err
 	}
 	m := metrics.New()
-	lcfg := provisioning.LimiterConfig{Rate: cfg.WebexRateLimit, MaxConcurrent: cfg.WebexMaxConcurrent, Adaptive: cfg.WebexAdaptiveRate}
-	if err := lcfg.Validate(); err != nil {
+	if err := cfg.Limiter.Validate(); err != nil {
 		return nil, fmt.Errorf("webex rate limit: %w", err)
 	}
-	limiter := provisioning.NewLimiter(lcfg)
+	limiter := provisioning.NewLimiter(cfg.Limiter)
 	m.WatchLimiter(limiter)
-	client, err := provisioning.NewClient(provisioning.ClientConfig{
-		BaseURL:                   cfg.WebexBaseURL,
-		Tokens:                    tokens,
-		RequestTimeout:            cfg.RequestTimeout,
-		OnBehalfOfSubPartnerOrgID: cfg.OnBehalfOf,
-		Transport:                 m.Transport(provisioning.NewTransport()),
-		Limiter:                   limiter,
-	})
+	cc := cfg.Client
+	cc.Tokens, cc.Limiter, cc.Transport = tokens, limiter, m.Transport(provisioning.NewTransport())
+	client, err := provisioning.NewClient(cc)
 	if err != nil {
 		return nil, err
 	}
-	wf := provisioning.NewWorkflow(client, provisioning.WorkflowConfig{
-		RetryInitialInterval: cfg.RetryInitialInterval,
-		RetryMaxInterval:     cfg.RetryMaxInterval,
-		RetryMaxElapsed:      cfg.RetryMaxElapsed,
-		RetryMaxAttempts:     cfg.RetryMaxAttempts,
-		StatusPollInterval:   cfg.StatusPollInterval,
-		StatusMaxWait:        cfg.StatusMaxWait,
-		OnRetry:              m.Retried,
-	})
-	kc, err := newKafkaClients(cfg.Kafka, cfg.Brokers, log)
+	wfc := cfg.Workflow
+	wfc.OnRetry = m.Retried
+	wf := provisioning.NewWorkflow(client, wfc)
+	kc, err := newKafkaClients(ctx, cfg.Kafka, cfg.Brokers, log)
 	if err != nil {
 		return nil, err
 	}
-	w, err := producer.NewWriter(producer.Config{
-		Brokers:         cfg.Brokers,
-		OutcomesTopic:   cfg.OutcomesTopic,
-		DeadLetterTopic: cfg.DeadLetterTopic,
-		Transport:       kc.transport,
-		BatchTimeout:    cfg.PublishLinger,
-	})
+	wc := cfg.Writer
+	wc.Brokers, wc.OutcomesTopic, wc.DeadLetterTopic, wc.Transport = cfg.Brokers, cfg.OutcomesTopic, cfg.DeadLetterTopic, kc.transport
+	w, err := producer.NewWriter(wc)
 	if err != nil {
 		return nil, err
 	}
-	p := pipeline.New(pipeline.Config{
-		ConsumerGroup:  cfg.GroupID,
-		MaxRecordBytes: cfg.MaxRecordBytes,
-		Observer:       m,
-		Logger:         &log,
-	}, wf, w)
-	c, err := consumer.New(consumer.Config{
-		Brokers:                 cfg.Brokers,
-		GroupID:                 cfg.GroupID,
-		Topic:                   cfg.OrdersTopic,
-		Dialer:                  kc.dialer,
-		Fatal:                   kafkasec.Permanent,
-		KeyFunc:                 pipeline.OrderKey,
-		MaxInFlight:             cfg.MaxInFlight,
-		MaxBufferedPerPartition: cfg.MaxBufferedPerPartition,
-		MaxBuffered:             cfg.MaxBuffered,
-		CommitInterval:          cfg.CommitInterval,
-		ShutdownTimeout:         cfg.ShutdownTimeout,
-		RetryInitialInterval:    cfg.RetryInitialInterval,
-		RetryMaxInterval:        cfg.RetryMaxInterval,
-		Observer:                m,
-		Logger:                  &log,
-	}, p)
+	pc := cfg.Pipeline
+	pc.ConsumerGroup, pc.Observer, pc.Logger = cfg.GroupID, m, &log
+	p := pipeline.New(pc, wf, w)
+	// The consumer retries a record that is not finished with the
+	// workflow's backoff: one setting for both.
+	ccfg := cfg.Consumer
+	ccfg.Brokers, ccfg.GroupID, ccfg.Topic, ccfg.Dialer = cfg.Brokers, cfg.GroupID, cfg.OrdersTopic, kc.dialer
+	ccfg.Fatal, ccfg.KeyFunc, ccfg.Observer, ccfg.Logger = kafkasec.Permanent, pipeline.OrderKey, m, &log
+	ccfg.RetryInitialInterval, ccfg.RetryMaxInterval = cfg.Workflow.RetryInitialInterval, cfg.Workflow.RetryMaxInterval
+	c, err := consumer.New(ccfg, p)
 	if err != nil {
 		w.Close()
 		return nil, err
@@ -144,7 +117,7 @@ func tokenSource(cfg Config) (provisioning.TokenSource, error) {
 		}
 		url := cfg.WebexTokenURL
 		if url == "" {
-			url = strings.TrimRight(cfg.WebexBaseURL, "/") + provisioning.PathAccessToken
+			url = strings.TrimRight(cfg.Client.BaseURL, "/") + provisioning.PathAccessToken
 		}
 		return provisioning.NewRefreshingToken(provisioning.OAuthConfig{
 			TokenURL:         url,
@@ -173,7 +146,7 @@ func (a *App) Readiness() Readiness { return a.health.readiness() }
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info().Strs("brokers", a.cfg.Brokers).Str("group_id", a.cfg.GroupID).Str("orders_topic", a.cfg.OrdersTopic).
 		Str("outcomes_topic", a.cfg.OutcomesTopic).Str("dead_letter_topic", a.cfg.DeadLetterTopic).
-		Str("webex_base_url", a.cfg.WebexBaseURL).Str("kafka_security", a.cfg.Kafka.Describe()).Msg("provisioner starting")
+		Str("webex_base_url", a.cfg.Client.BaseURL).Str("kafka_security", a.cfg.Kafka.Describe()).Msg("provisioner starting")
 	var wg sync.WaitGroup
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer func() { stop(); wg.Wait() }()

@@ -31,10 +31,10 @@ func TestConfigValidate(t *testing.T) {
 		{"broker without port", func(c *Config) { c.Brokers = []string{"kafka-1"} }, `"kafka-1" is not host:port`},
 		{"same topic twice", func(c *Config) { c.OutcomesTopic = c.OrdersTopic }, "the three topics must differ"},
 		{"empty group", func(c *Config) { c.GroupID = "" }, "--group-id (PROVISIONER_GROUP_ID) is empty"},
-		{"bad base URL", func(c *Config) { c.WebexBaseURL = "webexapis.com/v1" }, "--webex-base-url"},
-		{"base URL without the version", func(c *Config) { c.WebexBaseURL = "http://127.0.0.1:8080" }, "does not look like an API root: it must end with the API version"},
-		{"base URL of an endpoint", func(c *Config) { c.WebexBaseURL = "https://webexapis.com/v1/wholesale/subscribers" }, "does not look like an API root"},
-		{"base URL with a trailing slash", func(c *Config) { c.WebexBaseURL = "https://webexapis.com/v1/" }, ""},
+		{"bad base URL", func(c *Config) { c.Client.BaseURL = "webexapis.com/v1" }, "--webex-base-url"},
+		{"base URL without the version", func(c *Config) { c.Client.BaseURL = "http://127.0.0.1:8080" }, "does not look like an API root: it must end with the API version"},
+		{"base URL of an endpoint", func(c *Config) { c.Client.BaseURL = "https://webexapis.com/v1/wholesale/subscribers" }, "does not look like an API root"},
+		{"base URL with a trailing slash", func(c *Config) { c.Client.BaseURL = "https://webexapis.com/v1/" }, ""},
 		{"no token", func(c *Config) { c.WebexToken = "" }, "no Webex access token: set PROVISIONER_WEBEX_TOKEN, or --webex-token-file"},
 		{"both tokens", func(c *Config) { c.WebexTokenFile = empty }, "keep one"},
 		{"missing token file", func(c *Config) { c.WebexToken, c.WebexTokenFile = "", filepath.Join(dir, "nope") }, "--webex-token-file"},
@@ -46,9 +46,9 @@ func TestConfigValidate(t *testing.T) {
 		{"OAuth complete", func(c *Config) {
 			c.WebexToken, c.WebexClientID, c.WebexClientSecret, c.WebexRefreshToken = "", "id", "s", "r"
 		}, ""},
-		{"negative timeout", func(c *Config) { c.RequestTimeout = -time.Second }, "--request-timeout must be a positive duration"},
-		{"max below initial", func(c *Config) { c.RetryMaxInterval = time.Millisecond }, "shorter than --retry-initial-interval"},
-		{"tiny record limit", func(c *Config) { c.MaxRecordBytes = 10 }, "--max-record-bytes"},
+		{"negative timeout", func(c *Config) { c.Client.RequestTimeout = -time.Second }, "--request-timeout must be a positive duration"},
+		{"max below initial", func(c *Config) { c.Workflow.RetryMaxInterval = time.Millisecond }, "shorter than --retry-initial-interval"},
+		{"tiny record limit", func(c *Config) { c.Pipeline.MaxRecordBytes = 10 }, "--max-record-bytes"},
 		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, "--log-level"},
 	}
 	for _, tt := range tests {

@@ -29,7 +29,7 @@ const kafkaStartCheckTimeout = 15 * time.Second
 // (kafka-go's consumer group would otherwise retry it every few seconds,
 // forever). Brokers that are merely unreachable do not: the clients keep
 // trying, as without security.
-func newKafkaClients(sec kafkasec.Config, brokers []string, log zerolog.Logger) (kafkaClients, error) {
+func newKafkaClients(ctx context.Context, sec kafkasec.Config, brokers []string, log zerolog.Logger) (kafkaClients, error) {
 	for _, w := range sec.Warnings() {
 		log.Warn().Str("component", "kafka-security").Msg(w)
 	}
@@ -42,7 +42,7 @@ func newKafkaClients(sec kafkasec.Config, brokers []string, log zerolog.Logger) 
 		return kafkaClients{}, err
 	}
 	if sec.Enabled() {
-		ctx, cancel := context.WithTimeout(context.Background(), kafkaStartCheckTimeout)
+		ctx, cancel := context.WithTimeout(ctx, kafkaStartCheckTimeout)
 		defer cancel()
 		switch err := sec.Check(ctx, brokers); {
 		case kafkasec.Permanent(err):

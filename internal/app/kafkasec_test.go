@@ -2,6 +2,9 @@ package app
 
 import (
 	"bytes"
+	"context"
+	"flag"
+	"io"
 	"net"
 	"net/http/httptest"
 	"strings"
@@ -52,7 +55,7 @@ func TestNewKafkaClients(t *testing.T) {
 	tlsAddr := srv.Listener.Addr().String()
 
 	t.Run("plaintext: no check, defaults", func(t *testing.T) {
-		kc, err := newKafkaClients(kafkasec.Config{}, []string{closed}, zerolog.Nop())
+		kc, err := newKafkaClients(context.Background(), kafkasec.Config{}, []string{closed}, zerolog.Nop())
 		if err != nil || kc.dialer == nil || kc.transport == nil || kc.dialer.TLS != nil {
 			t.Fatalf("%+v, %v", kc, err)
 		}
@@ -60,7 +63,7 @@ func TestNewKafkaClients(t *testing.T) {
 	t.Run("unreachable broker: start anyway, warn", func(t *testing.T) {
 		var logs bytes.Buffer
 		sec := kafkasec.Config{TLS: kafkasec.TLS{Enabled: true}, DialTimeout: 2 * time.Second}
-		if _, err := newKafkaClients(sec, []string{closed}, zerolog.New(&logs)); err != nil {
+		if _, err := newKafkaClients(context.Background(), sec, []string{closed}, zerolog.New(&logs)); err != nil {
 			t.Fatalf("an unreachable broker stopped the start: %v", err)
 		}
 		if !strings.Contains(logs.String(), "not reachable yet") {
@@ -69,7 +72,7 @@ func TestNewKafkaClients(t *testing.T) {
 	})
 	t.Run("untrusted certificate: refuse to start", func(t *testing.T) {
 		sec := kafkasec.Config{TLS: kafkasec.TLS{Enabled: true}, DialTimeout: 5 * time.Second}
-		_, err := newKafkaClients(sec, []string{tlsAddr}, zerolog.Nop())
+		_, err := newKafkaClients(context.Background(), sec, []string{tlsAddr}, zerolog.Nop())
 		if !kafkasec.Permanent(err) || !strings.Contains(err.Error(), "--kafka-tls-ca-file") {
 			t.Fatalf("want a certificate error naming --kafka-tls-ca-file, got %v", err)
 		}
@@ -77,7 +80,7 @@ func TestNewKafkaClients(t *testing.T) {
 	t.Run("verification off: starts, and says so loudly", func(t *testing.T) {
 		var logs bytes.Buffer
 		sec := kafkasec.Config{TLS: kafkasec.TLS{Enabled: true, InsecureSkipVerify: true}, DialTimeout: 5 * time.Second}
-		if _, err := newKafkaClients(sec, []string{tlsAddr}, zerolog.New(&logs)); err != nil {
+		if _, err := newKafkaClients(context.Background(), sec, []string{tlsAddr}, zerolog.New(&logs)); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(logs.String(), `"level":"warn"`) || !strings.Contains(logs.String(), "verification of the Kafka brokers is OFF") {
@@ -85,3 +88,45 @@ func TestNewKafkaClients(t *testing.T) {
 		}
 	})
 }
+
+func TestBindFlagsAndSecrets(t *testing.T) {
+	var c kafkasec.Config
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	BindKafkaSecurityFlags(fs, &c)
+	err := fs.Parse([]string{"--kafka-tls", "--kafka-tls-ca-file", "ca.pem", "--kafka-tls-cert-file", "c.pem",
+		"--kafka-tls-key-file", "c.key", "--kafka-tls-server-name", "kafka.internal", "--kafka-sasl-mechanism", "SCRAM-SHA-256",
+		"--kafka-sasl-username", "svc", "--kafka-sasl-password-file", "/run/secrets/kafka", "--kafka-allow-plaintext-sasl",
+		"--kafka-tls-insecure-skip-verify"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := kafkasec.Config{
+		TLS: kafkasec.TLS{Enabled: true, CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "c.key", ServerName: "kafka.internal", InsecureSkipVerify: true},
+		SASL: kafkasec.SASL{Mechanism: "SCRAM-SHA-256", Username: "svc", PasswordFile: "/run/secrets/kafka",
+			AllowPlaintext: true},
+	}
+	if c != want {
+		t.Fatalf("flags gave %+v, want %+v", c, want)
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.Contains(f.Name, "password") && f.Name != "kafka-sasl-password-file" {
+			t.Errorf("flag --%s: a password must never be a command-line argument", f.Name)
+		}
+	})
+	if err := fs.Parse([]string{"--kafka-sasl-password", "x"}); err == nil {
+		t.Fatal("--kafka-sasl-password exists; it must not")
+	}
+
+	LoadKafkaSecrets(&c, func(k string) (string, bool) {
+		if k == "PROVISIONER_KAFKA_SASL_PASSWORD" {
+			return kafkaPassword, true
+		}
+		return "", false
+	})
+	if c.SASL.Password.Value() != kafkaPassword {
+		t.Fatal("LoadKafkaSecrets did not read PROVISIONER_KAFKA_SASL_PASSWORD")
+	}
+}
+
+const kafkaPassword = "p4ss-w0rd-for-the-flags-test"

@@ -32,8 +32,8 @@ func TestReplayEndToEnd(t *testing.T) {
 		DeadLetterPartitions: 2,
 		Sim:                  webexsim.Config{Token: "t0k3n", Faults: webexsim.FaultRates{Status503: 1}, Seed: 3},
 		Configure: func(c *app.Config) {
-			c.RetryInitialInterval, c.RetryMaxInterval = 5*time.Millisecond, 20*time.Millisecond
-			c.RetryMaxElapsed, c.CommitInterval = 150*time.Millisecond, 50*time.Millisecond
+			c.Workflow.RetryInitialInterval, c.Workflow.RetryMaxInterval = 5*time.Millisecond, 20*time.Millisecond
+			c.Workflow.RetryMaxElapsed, c.Consumer.CommitInterval = 150*time.Millisecond, 50*time.Millisecond
 			c.HTTPAddr = ""
 		},
 		Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.ErrorLevel),

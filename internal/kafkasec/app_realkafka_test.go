@@ -56,11 +56,11 @@ func appConfig(t *testing.T, b *saslBroker, sec kafkasec.Config) app.Config {
 	sim := webexsim.New(webexsim.Config{Token: "sasl-test-token", PrecheckRejectDomain: sample.RejectDomain})
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	cfg.WebexBaseURL = sim.BaseURL(srv.URL)
+	cfg.Client.BaseURL = sim.BaseURL(srv.URL)
 	cfg.WebexToken = "sasl-test-token"
-	cfg.RetryInitialInterval = 10 * time.Millisecond
-	cfg.RetryMaxInterval = 200 * time.Millisecond
-	cfg.CommitInterval = 100 * time.Millisecond
+	cfg.Workflow.RetryInitialInterval = 10 * time.Millisecond
+	cfg.Workflow.RetryMaxInterval = 200 * time.Millisecond
+	cfg.Consumer.CommitInterval = 100 * time.Millisecond
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.LogLevel = "debug"
 	return cfg
@@ -88,7 +88,7 @@ func TestRealKafkaAppOverSASL(t *testing.T) {
 	createTopic(t, tr, b.Addr, cfg.DeadLetterTopic, 1)
 
 	logs := &syncBuffer{}
-	a, err := app.New(cfg, app.NewLogger(logs, "debug", "json"))
+	a, err := app.New(context.Background(), cfg, app.NewLogger(logs, "debug", "json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,14 +182,14 @@ func TestRealKafkaAppWrongPassword(t *testing.T) {
 	const wrong = "wrong-password-that-must-not-show"
 	sec := b.config(kafkasec.MechanismSCRAMSHA256)
 	sec.SASL.PasswordFile = ""
-	sec.LoadSecrets(func(k string) (string, bool) { return wrong, k == kafkasec.PasswordEnv })
+	app.LoadKafkaSecrets(&sec, func(k string) (string, bool) { return wrong, k == kafkasec.PasswordEnv })
 	cfg := appConfig(t, b, sec)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
 	start := time.Now()
-	a, err := app.New(cfg, app.NewLogger(logs, "debug", "json"))
+	a, err := app.New(context.Background(), cfg, app.NewLogger(logs, "debug", "json"))
 	took := time.Since(start)
 	if err == nil {
 		a.Close()

@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -77,29 +76,6 @@ type SASL struct {
 	// AllowPlaintext allows SASL PLAIN without TLS, which sends the password in
 	// clear text. Only for tests.
 	AllowPlaintext bool
-}
-
-// BindFlags declares the flags of c on fs, with c's values as defaults. The
-// password has no flag: see LoadSecrets.
-func (c *Config) BindFlags(fs *flag.FlagSet) {
-	fs.BoolVar(&c.TLS.Enabled, "kafka-tls", c.TLS.Enabled, "connect to the Kafka brokers with TLS")
-	fs.StringVar(&c.TLS.CAFile, "kafka-tls-ca-file", c.TLS.CAFile, "PEM file of the CAs that signed the brokers' certificates (default: the system's roots)")
-	fs.StringVar(&c.TLS.CertFile, "kafka-tls-cert-file", c.TLS.CertFile, "PEM client certificate, for brokers that require one (with --kafka-tls-key-file)")
-	fs.StringVar(&c.TLS.KeyFile, "kafka-tls-key-file", c.TLS.KeyFile, "PEM private key of --kafka-tls-cert-file")
-	fs.StringVar(&c.TLS.ServerName, "kafka-tls-server-name", c.TLS.ServerName, "name expected in the brokers' certificates (default: the host dialled)")
-	fs.BoolVar(&c.TLS.InsecureSkipVerify, "kafka-tls-insecure-skip-verify", c.TLS.InsecureSkipVerify, "accept any broker certificate (tests only: the traffic can be read and changed)")
-	fs.StringVar(&c.SASL.Mechanism, "kafka-sasl-mechanism", c.SASL.Mechanism, "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: no SASL)")
-	fs.StringVar(&c.SASL.Username, "kafka-sasl-username", c.SASL.Username, "SASL user name")
-	fs.StringVar(&c.SASL.PasswordFile, "kafka-sasl-password-file", c.SASL.PasswordFile, "file holding the SASL password, re-read for new connections (or set "+PasswordEnv+")")
-	fs.BoolVar(&c.SASL.AllowPlaintext, "kafka-allow-plaintext-sasl", c.SASL.AllowPlaintext, "allow SASL PLAIN without --kafka-tls, which sends the password in clear (tests only)")
-}
-
-// LoadSecrets reads the SASL password from the environment
-// (PROVISIONER_KAFKA_SASL_PASSWORD) through lookupEnv, e.g. os.LookupEnv.
-func (c *Config) LoadSecrets(lookupEnv func(string) (string, bool)) {
-	if v, ok := lookupEnv(PasswordEnv); ok {
-		c.SASL.Password = Secret(v)
-	}
 }
 
 // Enabled reports whether any TLS or SASL is configured.

@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -116,46 +115,6 @@ func TestValidateListsEveryProblem(t *testing.T) {
 	var multi interface{ Unwrap() []error }
 	if !errors.As(err, &multi) || len(multi.Unwrap()) != 2 {
 		t.Fatalf("want two problems listed one by one, got %v", err)
-	}
-}
-
-func TestBindFlagsAndSecrets(t *testing.T) {
-	var c kafkasec.Config
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	c.BindFlags(fs)
-	err := fs.Parse([]string{"--kafka-tls", "--kafka-tls-ca-file", "ca.pem", "--kafka-tls-cert-file", "c.pem",
-		"--kafka-tls-key-file", "c.key", "--kafka-tls-server-name", "kafka.internal", "--kafka-sasl-mechanism", "SCRAM-SHA-256",
-		"--kafka-sasl-username", "svc", "--kafka-sasl-password-file", "/run/secrets/kafka", "--kafka-allow-plaintext-sasl",
-		"--kafka-tls-insecure-skip-verify"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := kafkasec.Config{
-		TLS: kafkasec.TLS{Enabled: true, CAFile: "ca.pem", CertFile: "c.pem", KeyFile: "c.key", ServerName: "kafka.internal", InsecureSkipVerify: true},
-		SASL: kafkasec.SASL{Mechanism: "SCRAM-SHA-256", Username: "svc", PasswordFile: "/run/secrets/kafka",
-			AllowPlaintext: true},
-	}
-	if c != want {
-		t.Fatalf("flags gave %+v, want %+v", c, want)
-	}
-	fs.VisitAll(func(f *flag.Flag) {
-		if strings.Contains(f.Name, "password") && f.Name != "kafka-sasl-password-file" {
-			t.Errorf("flag --%s: a password must never be a command-line argument", f.Name)
-		}
-	})
-	if err := fs.Parse([]string{"--kafka-sasl-password", "x"}); err == nil {
-		t.Fatal("--kafka-sasl-password exists; it must not")
-	}
-
-	c.LoadSecrets(func(k string) (string, bool) {
-		if k == "PROVISIONER_KAFKA_SASL_PASSWORD" {
-			return password, true
-		}
-		return "", false
-	})
-	if c.SASL.Password.Value() != password {
-		t.Fatal("LoadSecrets did not read PROVISIONER_KAFKA_SASL_PASSWORD")
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 
 	"github.com/acme-sp/wholesale-provisioner/consumer"
+	"github.com/acme-sp/wholesale-provisioner/internal/app"
 	"github.com/acme-sp/wholesale-provisioner/internal/kafkasec"
 	"github.com/acme-sp/wholesale-provisioner/internal/kafkatest"
 	"github.com/acme-sp/wholesale-provisioner/producer"
@@ -44,7 +45,7 @@ func TestRealKafkaSASLRoundTrip(t *testing.T) {
 			cfg := b.config(tc.mech)
 			if tc.envPass {
 				cfg.SASL.PasswordFile = ""
-				cfg.LoadSecrets(func(k string) (string, bool) { return b.Password, k == kafkasec.PasswordEnv })
+				app.LoadKafkaSecrets(&cfg, func(k string) (string, bool) { return b.Password, k == kafkasec.PasswordEnv })
 			}
 			if tc.clientCert {
 				cfg.TLS.CertFile, cfg.TLS.KeyFile = b.Env["KAFKA_TLS_CERT_FILE"], b.Env["KAFKA_TLS_KEY_FILE"]

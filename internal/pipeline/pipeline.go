@@ -52,12 +52,19 @@ type Config struct {
 	Now func() time.Time
 }
 
+// DefaultConfig returns the defaults of the optional settings, the values
+// the zero fields take.
+func DefaultConfig() Config {
+	return Config{MaxRecordBytes: 256 << 10, PublishRetryMaxInterval: 10 * time.Second, RememberOrders: 20000}
+}
+
 func (c *Config) setDefaults() {
+	d := DefaultConfig()
 	if c.MaxRecordBytes <= 0 {
-		c.MaxRecordBytes = 256 << 10
+		c.MaxRecordBytes = d.MaxRecordBytes
 	}
 	if c.PublishRetryMaxInterval <= 0 {
-		c.PublishRetryMaxInterval = 10 * time.Second
+		c.PublishRetryMaxInterval = d.PublishRetryMaxInterval
 	}
 	if c.Logger == nil {
 		l := zerolog.Nop()
@@ -67,7 +74,7 @@ func (c *Config) setDefaults() {
 		c.Now = time.Now
 	}
 	if c.RememberOrders == 0 {
-		c.RememberOrders = 20000
+		c.RememberOrders = d.RememberOrders
 	}
 }
 

@@ -60,16 +60,16 @@ func StartApp(t testing.TB, o AppOptions) *App {
 	sim := webexsim.New(o.Sim)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	cfg.Brokers, cfg.WebexBaseURL, cfg.WebexToken = cluster.ListenAddrs(), sim.BaseURL(srv.URL), o.Sim.Token
+	cfg.Brokers, cfg.Client.BaseURL, cfg.WebexToken = cluster.ListenAddrs(), sim.BaseURL(srv.URL), o.Sim.Token
 	cfg.HTTPAddr = "127.0.0.1:0"
-	cfg.RetryInitialInterval, cfg.RetryMaxInterval = 10*time.Millisecond, 100*time.Millisecond
+	cfg.Workflow.RetryInitialInterval, cfg.Workflow.RetryMaxInterval = 10*time.Millisecond, 100*time.Millisecond
 	if o.Configure != nil {
 		o.Configure(&cfg)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.New(cfg, o.Log)
+	a, err := app.New(context.Background(), cfg, o.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
