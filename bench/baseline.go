@@ -9,60 +9,38 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
-	"github.com/acme-sp/wholesale-provisioner/internal/pipeline"
-	"github.com/acme-sp/wholesale-provisioner/producer"
-	"github.com/acme-sp/wholesale-provisioner/provisioning"
+	"github.com/acme-sp/wholesale-provisioner/internal/app"
 )
 
 // baseline is what a team writes without this project: for each partition, a
 // kafka-go Reader in the consumer group looping FetchMessage, the handling of
-// the order, CommitMessages, one order at a time. It makes the same calls as the
-// engine, through the same pipeline (workflow, outcome writer), so the two differ
-// only in how records are consumed.
+// the order, CommitMessages, one order at a time. It handles the orders with
+// the engine's own Handling (workflow, outcome writer, pipeline), so the two
+// differ only in how records are consumed.
 type baseline struct {
-	env    trialEnv
-	pipe   *pipeline.Pipeline
-	writer *producer.Writer
+	env      trialEnv
+	handling *app.Handling
 }
 
-// newBaseline wires the pipeline as app.New does, without the consumer.
-func newBaseline(env trialEnv) (*baseline, error) {
+// newBaseline builds the engine's Handling, without the consumer.
+func newBaseline(ctx context.Context, env trialEnv) (*baseline, error) {
 	cfg := env.cfg
-	client, err := provisioning.NewClient(provisioning.ClientConfig{
-		BaseURL:        cfg.Client.BaseURL,
-		Tokens:         provisioning.StaticToken(cfg.WebexToken),
-		RequestTimeout: cfg.Client.RequestTimeout,
-	})
+	// Each loop waits for its write, so the shortest linger serves it best.
+	cfg.Writer.BatchTimeout = time.Millisecond
+	h, err := app.NewHandling(ctx, cfg, env.log)
 	if err != nil {
-		return nil, fmt.Errorf("building the baseline's Webex client: %w", err)
+		return nil, fmt.Errorf("building the baseline's handling: %w", err)
 	}
-	wf := provisioning.NewWorkflow(client, provisioning.WorkflowConfig{
-		RetryInitialInterval: cfg.Workflow.RetryInitialInterval,
-		RetryMaxInterval:     cfg.Workflow.RetryMaxInterval,
-		RetryMaxElapsed:      cfg.Workflow.RetryMaxElapsed,
-		RetryMaxAttempts:     cfg.Workflow.RetryMaxAttempts,
-		StatusPollInterval:   cfg.Workflow.StatusPollInterval,
-		StatusMaxWait:        cfg.Workflow.StatusMaxWait,
-	})
-	w, err := producer.NewWriter(producer.Config{
-		Brokers: cfg.Brokers, OutcomesTopic: cfg.OutcomesTopic, DeadLetterTopic: cfg.DeadLetterTopic,
-		// Each loop waits for its write, so the shortest linger serves it best.
-		BatchTimeout: time.Millisecond,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("building the baseline's writer: %w", err)
-	}
-	p := pipeline.New(pipeline.Config{ConsumerGroup: cfg.GroupID, MaxRecordBytes: cfg.Pipeline.MaxRecordBytes, Logger: &env.log}, wf, w)
-	return &baseline{env: env, pipe: p, writer: w}, nil
+	return &baseline{env: env, handling: h}, nil
 }
 
 // startBaseline starts the baseline in this process.
 func startBaseline(ctx context.Context, env trialEnv) (running, error) {
-	b, err := newBaseline(env)
+	b, err := newBaseline(ctx, env)
 	if err != nil {
 		return nil, err
 	}
-	return startInProcess(ctx, "baseline", b.run, b.writer.Close)
+	return startInProcess(ctx, "baseline", b.run, b.handling.Close)
 }
 
 // run runs one consumer loop per partition until ctx ends.
@@ -99,7 +77,7 @@ func (b *baseline) loop(ctx context.Context) error {
 			}
 			return fmt.Errorf("fetching order: %w", err)
 		}
-		if err := b.pipe.Handle(ctx, m, nil); err != nil {
+		if err := b.handling.Pipeline.Handle(ctx, m, nil); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -76,4 +77,37 @@ func Lag(ctx context.Context, c *kafka.Client, group, topic string) ([]Partition
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Partition < out[j].Partition })
 	return out, nil
+}
+
+// CaughtUp returns nil when no partition of ls lags, else an error naming the
+// first that does. It reads the lag, not committed == end: a partition that
+// never held a record has no committed offset and nothing to commit.
+func CaughtUp(ls []PartitionLag) error {
+	for _, l := range ls {
+		if l.Lag != 0 {
+			return fmt.Errorf("partition %d: committed %d, end %d", l.Partition, l.Committed, l.End)
+		}
+	}
+	return nil
+}
+
+// WaitCaughtUp reads the lag of group on topic every 100 ms until no
+// partition lags, and returns it; when ctx ends first, it returns the last
+// lag read with the reason. The demo, the benchmarks and the tests wait so
+// for the commits that follow the last outcome.
+func WaitCaughtUp(ctx context.Context, c *kafka.Client, group, topic string) ([]PartitionLag, error) {
+	for {
+		ls, err := Lag(ctx, c, group, topic)
+		if err == nil {
+			err = CaughtUp(ls)
+		}
+		if err == nil {
+			return ls, nil
+		}
+		select {
+		case <-ctx.Done():
+			return ls, fmt.Errorf("waiting for the group to catch up: %w", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

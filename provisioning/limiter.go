@@ -284,7 +284,7 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
 				if !l.limited.Load() {
 					l.limited.Store(true)
 				}
-				if err := sleepCtx(ctx, d); err != nil {
+				if err := Sleep(ctx, d); err != nil {
 					r.Cancel()
 					l.releaseSlot()
 					l.countWait(waitStart)
@@ -336,7 +336,7 @@ func (l *Limiter) waitPause(ctx context.Context, waitStart *int64) error {
 		if j := min(wait/10, maxJitter); j > 0 {
 			wait += rand.N(j)
 		}
-		if err := sleepCtx(ctx, wait); err != nil {
+		if err := Sleep(ctx, wait); err != nil {
 			return err
 		}
 	}
@@ -510,15 +510,3 @@ func (l *Limiter) Stats() LimiterStats {
 }
 
 func (l *Limiter) nanos() int64 { return int64(l.clock().Sub(l.epoch)) }
-
-// sleepCtx waits for d or until ctx ends, and then returns ctx's error.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

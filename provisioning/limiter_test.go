@@ -461,7 +461,7 @@ func hammer(ctx context.Context, c *Client, n int, gap time.Duration) {
 			for ctx.Err() == nil {
 				_, _ = c.FindSubscriber(ctx, "customer-1", "a@acme.example")
 				if gap > 0 {
-					_ = sleepCtx(ctx, gap)
+					_ = Sleep(ctx, gap)
 				}
 			}
 		})

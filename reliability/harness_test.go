@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -418,7 +417,11 @@ func (e *env) lag() []consumer.PartitionLag {
 
 // lagOf returns the end and committed offsets of group on topic.
 func lagOf(e *env, group, topic string) ([]consumer.PartitionLag, error) {
-	return consumer.Lag(e.ctx, &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}, group, topic)
+	return consumer.Lag(e.ctx, e.kafkaClient(), group, topic)
+}
+
+func (e *env) kafkaClient() *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(e.brokers...), Timeout: 10 * time.Second}
 }
 
 func committed(ls []consumer.PartitionLag) map[int]int64 {
@@ -432,7 +435,9 @@ func committed(ls []consumer.PartitionLag) map[int]int64 {
 // waitNoLag waits until no partition lags.
 func (e *env) waitNoLag() {
 	e.t.Helper()
-	testkit.WaitFor(e.ctx, e.t, "no lag on any partition", func() error { return testkit.CaughtUp(e.lag()) })
+	if _, err := consumer.WaitCaughtUp(e.ctx, e.kafkaClient(), e.group, e.orders); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 // ---------------------------------------------------------------- figures
@@ -584,18 +589,6 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// freeAddr returns a 127.0.0.1 address with a port free a moment ago
-// (--http-addr 127.0.0.1:0 would not tell the test where it listens).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // proc is `provisioner run` as a child process.
 type proc struct {
 	t        *testing.T
@@ -613,7 +606,7 @@ type proc struct {
 // PROVISIONER_MAX_IN_FLIGHT).
 func (e *env) startProc(name string, env map[string]string) *proc {
 	e.t.Helper()
-	p := &proc{t: e.t, name: name, logs: &testkit.Buffer{}, httpAddr: freeAddr(e.t), done: make(chan struct{})}
+	p := &proc{t: e.t, name: name, logs: &testkit.Buffer{}, httpAddr: testkit.FreeAddr(e.t), done: make(chan struct{})}
 	vars := map[string]string{
 		"PROVISIONER_BROKERS":                strings.Join(e.brokers, ","),
 		"PROVISIONER_GROUP_ID":               e.group,

@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/acme-sp/wholesale-provisioner/consumer"
+	"github.com/acme-sp/wholesale-provisioner/internal/demo"
 	"github.com/acme-sp/wholesale-provisioner/internal/pipeline"
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
 	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
@@ -67,7 +68,7 @@ func TestEndToEndInProcess(t *testing.T) {
 			want[b.OrderID] = schemas.StatusFailed
 		}
 	}
-	if err := publish(ctx, cfg.Brokers, cfg.OrdersTopic, msgs); err != nil {
+	if err := demo.Publish(ctx, cfg.Brokers, cfg.OrdersTopic, msgs); err != nil {
 		t.Fatal(err)
 	}
 
@@ -130,13 +131,9 @@ func TestEndToEndInProcess(t *testing.T) {
 		}
 	}
 
-	testkit.WaitFor(ctx, t, "committed offsets at the end of every partition", func() error {
-		lag, err := consumer.Lag(ctx, &kafka.Client{Addr: kafka.TCP(cfg.Brokers...)}, cfg.GroupID, cfg.OrdersTopic)
-		if err != nil {
-			return err
-		}
-		return testkit.CaughtUp(lag)
-	})
+	if _, err := consumer.WaitCaughtUp(ctx, &kafka.Client{Addr: kafka.TCP(cfg.Brokers...)}, cfg.GroupID, cfg.OrdersTopic); err != nil {
+		t.Fatal(err)
+	}
 	if m := sim.MaxSuccessfulCreates(); m != 1 {
 		t.Errorf("max creates per email = %d, want 1", m)
 	}

@@ -44,22 +44,33 @@ Run 'provisioner dlq <inspect|replay> --help' for the flags.
 `)
 }
 
-func dlqInspectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// dlqOpening is what both dlq commands do first: their flags and the Kafka
+// security flags, parsed; readerConfig then turns the options into the
+// command's configuration and gives its reader the security.
+func dlqOpening(name, synopsis string, args []string, stderr io.Writer, bind func(*flag.FlagSet, *dlqOptions)) (dlqOptions, kafkasec.Config, error) {
 	opts := defaultDLQOptions()
-	fs := newFlagSet("dlq inspect", "Read the dead-letter topic (without a consumer group, up to its end when the command starts)\n"+
-		"and list the dead letters by reason and error class: counts, first and last failure, and examples\n"+
-		"with emails and phone numbers masked.", stderr)
-	bindDLQInspectFlags(fs, &opts)
+	fs := newFlagSet(name, synopsis, stderr)
+	bind(fs, &opts)
 	var sec kafkasec.Config
 	app.BindKafkaSecurityFlags(fs, &sec)
 	if err := parse(fs, args, osLookupEnv); err != nil {
-		return usageError{err}
+		return opts, sec, usageError{err}
+	}
+	return opts, sec, nil
+}
+
+func dlqInspectCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	opts, sec, err := dlqOpening("dlq inspect", "Read the dead-letter topic (without a consumer group, up to its end when the command starts)\n"+
+		"and list the dead letters by reason and error class: counts, first and last failure, and examples\n"+
+		"with emails and phone numbers masked.", args, stderr, bindDLQInspectFlags)
+	if err != nil {
+		return err
 	}
 	cfg, err := opts.InspectConfig(time.Now())
-	if err != nil {
-		return usageError{err}
+	if err == nil {
+		cfg.Reader.Conn, err = secureConn(sec, cfg.Reader.Conn)
 	}
-	if cfg.Reader.Conn, err = secureConn(sec, cfg.Reader.Conn); err != nil {
+	if err != nil {
 		return usageError{err}
 	}
 	cfg.Progress = stderr
@@ -74,22 +85,18 @@ func dlqInspectCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 func dlqReplayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	opts := defaultDLQOptions()
-	fs := newFlagSet("dlq replay", "Re-publish the original records of dead letters (key, value and headers byte for byte, plus\n"+
+	opts, sec, err := dlqOpening("dlq replay", "Re-publish the original records of dead letters (key, value and headers byte for byte, plus\n"+
 		"replay-count and replayed-from headers) to the orders topic, at a limited rate. Reads the dead-letter\n"+
 		"topic without a consumer group, up to its end when the command starts. Replaying a dead letter twice\n"+
-		"provisions nothing twice. Exits 1 when a matching dead letter is refused (e.g. replayed too often).", stderr)
-	bindDLQReplayFlags(fs, &opts)
-	var sec kafkasec.Config
-	app.BindKafkaSecurityFlags(fs, &sec)
-	if err := parse(fs, args, osLookupEnv); err != nil {
-		return usageError{err}
+		"provisions nothing twice. Exits 1 when a matching dead letter is refused (e.g. replayed too often).", args, stderr, bindDLQReplayFlags)
+	if err != nil {
+		return err
 	}
 	cfg, err := opts.ReplayConfig(time.Now())
-	if err != nil {
-		return usageError{err}
+	if err == nil {
+		cfg.Reader.Conn, err = secureConn(sec, cfg.Reader.Conn)
 	}
-	if cfg.Reader.Conn, err = secureConn(sec, cfg.Reader.Conn); err != nil {
+	if err != nil {
 		return usageError{err}
 	}
 	cfg.Out = stdout

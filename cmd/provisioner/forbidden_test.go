@@ -12,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/acme-sp/wholesale-provisioner/internal/app"
+	"github.com/acme-sp/wholesale-provisioner/internal/demo"
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
 	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
 	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
@@ -43,7 +44,7 @@ func TestForbiddenEverywherePausesLikeARevokedToken(t *testing.T) {
 		o.CustomerID = fmt.Sprintf("customer-%02d", i) // every order its own customer
 		msgs = append(msgs, sample.Message(o))
 	}
-	if err := publish(ctx, env.Cfg.Brokers, env.Cfg.OrdersTopic, msgs); err != nil {
+	if err := demo.Publish(ctx, env.Cfg.Brokers, env.Cfg.OrdersTopic, msgs); err != nil {
 		t.Fatal(err)
 	}
 	testkit.WaitFor(ctx, t, "/readyz to report the configuration fault", func() error {

@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/acme-sp/wholesale-provisioner/internal/app"
+	"github.com/acme-sp/wholesale-provisioner/internal/demo"
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
 	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
 	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
@@ -54,7 +55,7 @@ func TestReadinessFollowsConfigurationFault(t *testing.T) {
 
 	sim.SetToken("rotated-elsewhere") // our token no longer works
 	var msgs = []kafka.Message{sample.Message(sample.Order("hz", 1, time.Now())), sample.Message(sample.Order("hz", 2, time.Now()))}
-	if err := publish(ctx, cfg.Brokers, cfg.OrdersTopic, msgs); err != nil {
+	if err := demo.Publish(ctx, cfg.Brokers, cfg.OrdersTopic, msgs); err != nil {
 		t.Fatal(err)
 	}
 	testkit.WaitFor(ctx, t, "not ready during the configuration fault", func() error {

@@ -21,6 +21,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/acme-sp/wholesale-provisioner/consumer"
+	"github.com/acme-sp/wholesale-provisioner/internal/demo"
 	"github.com/acme-sp/wholesale-provisioner/internal/kafkatest"
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
 	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
@@ -95,7 +96,7 @@ func (h *harness) start(member string) (stop func()) {
 
 func (h *harness) publish(msgs []kafka.Message) {
 	h.t.Helper()
-	if err := publish(h.ctx, h.cfg.Brokers, h.cfg.OrdersTopic, msgs); err != nil {
+	if err := demo.Publish(h.ctx, h.cfg.Brokers, h.cfg.OrdersTopic, msgs); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -183,9 +184,13 @@ func (h *harness) waitOutcomes(c *collector, n int) map[string]schemas.Outcome {
 	return got
 }
 
+func (h *harness) kafkaClient() *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(h.cfg.Brokers...), Timeout: 10 * time.Second}
+}
+
 func (h *harness) lag() []consumer.PartitionLag {
 	h.t.Helper()
-	ls, err := consumer.Lag(h.ctx, &kafka.Client{Addr: kafka.TCP(h.cfg.Brokers...), Timeout: 10 * time.Second}, h.cfg.GroupID, h.cfg.OrdersTopic)
+	ls, err := consumer.Lag(h.ctx, h.kafkaClient(), h.cfg.GroupID, h.cfg.OrdersTopic)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -194,7 +199,9 @@ func (h *harness) lag() []consumer.PartitionLag {
 
 func (h *harness) waitNoLag() {
 	h.t.Helper()
-	testkit.WaitFor(h.ctx, h.t, "no lag on any partition", func() error { return testkit.CaughtUp(h.lag()) })
+	if _, err := consumer.WaitCaughtUp(h.ctx, h.kafkaClient(), h.cfg.GroupID, h.cfg.OrdersTopic); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 func (h *harness) checkAnswers(got map[string]schemas.Outcome, want map[string]schemas.OutcomeStatus) {

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/acme-sp/wholesale-provisioner/internal/app"
+	"github.com/acme-sp/wholesale-provisioner/internal/demo"
 	"github.com/acme-sp/wholesale-provisioner/internal/sample"
 	"github.com/acme-sp/wholesale-provisioner/internal/testkit"
 	"github.com/acme-sp/wholesale-provisioner/provisioning/webexsim"
@@ -81,7 +82,7 @@ func TestTokenExpiryMidRunAndSecretHygiene(t *testing.T) {
 		}
 		msgs = append(msgs, sample.Message(o))
 	}
-	if err := publish(ctx, cfg.Brokers, cfg.OrdersTopic, msgs); err != nil {
+	if err := demo.Publish(ctx, cfg.Brokers, cfg.OrdersTopic, msgs); err != nil {
 		t.Fatal(err)
 	}
 	outs := &recordSink{}

@@ -1,5 +1,5 @@
-// Package app wires the provisioner from one Config: consumer, pipeline, Webex
-// workflow and writers. The command, the demo, the benchmarks and tests start it.
+// Package app wires the provisioner from one Config (consumer, pipeline, Webex
+// workflow, writers) and binds that Config to flags and environment variables.
 package app
 
 import (
@@ -29,20 +29,29 @@ import (
 // App is one running provisioner: consumer, pipeline, Webex workflow and writers,
 // wired from a Config. Tests and the demo start it in-process.
 type App struct {
+	*Handling
 	cfg      Config
 	log      zerolog.Logger
-	writer   *producer.Writer
-	kafka    kafkaClients
 	consumer *consumer.Consumer
 	health   *health
-	metrics  *metrics.Metrics
 	ln       net.Listener
 }
 
-// New builds an App from a validated Config. It dials the brokers once when
-// Kafka security is on, to stop at once on a refused password or certificate;
-// ctx bounds that.
-func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
+// Handling is what handles one record, without the consumer that feeds it:
+// the Webex workflow with its client and limiter, the writers, the pipeline
+// and their metrics. An App is a consumer in front of one; the benchmarks'
+// baseline feeds one from a plain kafka-go reader.
+type Handling struct {
+	Pipeline *pipeline.Pipeline
+	writer   *producer.Writer
+	kafka    kafkaClients
+	metrics  *metrics.Metrics
+}
+
+// NewHandling builds the Handling of a validated Config. It dials the
+// brokers once when Kafka security is on, to stop at once on a refused
+// password or certificate; ctx bounds that.
+func NewHandling(ctx context.Context, cfg Config, log zerolog.Logger) (*Handling, error) {
 	tokens, err := tokenSource(cfg)
 	if err != nil {
 		return nil, err
@@ -74,26 +83,43 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	}
 	pc := cfg.Pipeline
 	pc.ConsumerGroup, pc.Observer, pc.Logger = cfg.GroupID, m, &log
-	p := pipeline.New(pc, wf, w)
+	return &Handling{Pipeline: pipeline.New(pc, wf, w), writer: w, kafka: kc, metrics: m}, nil
+}
+
+// Close releases the writers and the Kafka connections. Call it once nothing
+// is handled any more.
+func (h *Handling) Close() error {
+	err := h.writer.Close()
+	// A writer does not close a transport it was given: without this, its
+	// metadata refresh loop would keep connecting to the brokers.
+	h.kafka.transport.CloseIdleConnections()
+	return err
+}
+
+// New builds an App from a validated Config (see NewHandling for ctx).
+func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
+	h, err := NewHandling(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	// The consumer retries a record that is not finished with the
 	// workflow's backoff: one setting for both.
 	ccfg := cfg.Consumer
-	ccfg.Brokers, ccfg.GroupID, ccfg.Topic, ccfg.Dialer = cfg.Brokers, cfg.GroupID, cfg.OrdersTopic, kc.dialer
-	ccfg.Fatal, ccfg.KeyFunc, ccfg.Observer, ccfg.Logger = kafkasec.Permanent, pipeline.OrderKey, m, &log
+	ccfg.Brokers, ccfg.GroupID, ccfg.Topic, ccfg.Dialer = cfg.Brokers, cfg.GroupID, cfg.OrdersTopic, h.kafka.dialer
+	ccfg.Fatal, ccfg.KeyFunc, ccfg.Observer, ccfg.Logger = kafkasec.Permanent, pipeline.OrderKey, h.metrics, &log
 	ccfg.RetryInitialInterval, ccfg.RetryMaxInterval = cfg.Workflow.RetryInitialInterval, cfg.Workflow.RetryMaxInterval
-	c, err := consumer.New(ccfg, p)
+	c, err := consumer.New(ccfg, h.Pipeline)
 	if err != nil {
-		w.Close()
+		h.Close()
 		return nil, err
 	}
-	kclient := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second, Transport: kc.transport}
-	m.WatchConsumer(c, kclient, cfg.GroupID, cfg.OrdersTopic)
-	a := &App{cfg: cfg, log: log, writer: w, kafka: kc, consumer: c, metrics: m,
-		health: &health{consumer: c, client: kclient}}
+	kclient := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second, Transport: h.kafka.transport}
+	h.metrics.WatchConsumer(c, kclient, cfg.GroupID, cfg.OrdersTopic)
+	a := &App{Handling: h, cfg: cfg, log: log, consumer: c, health: &health{consumer: c, client: kclient}}
 	if cfg.HTTPAddr != "" {
 		// Listen now, so that a taken port stops the start with a clear error.
 		if a.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-			w.Close()
+			h.Close()
 			return nil, fmt.Errorf("--http-addr: %w", err)
 		}
 	}
@@ -173,15 +199,6 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	err := a.consumer.Run(ctx)
 	a.log.Info().Msg("provisioner stopped")
-	return err
-}
-
-// Close releases the writers and the Kafka connections. Call it after Run returned.
-func (a *App) Close() error {
-	err := a.writer.Close()
-	// A writer does not close a transport it was given: without this, its
-	// metadata refresh loop would keep connecting to the brokers.
-	a.kafka.transport.CloseIdleConnections()
 	return err
 }
 

@@ -1,5 +1,5 @@
 // Package kafkasec builds the TLS and SASL settings of the Kafka clients
-// (consumer group, partition readers, writers, admin client) from flags and secrets.
+// (consumer group, partition readers, writers, admin client) from its Config and secrets.
 package kafkasec
 
 import (

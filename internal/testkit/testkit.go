@@ -5,28 +5,13 @@ package testkit
 import (
 	"bytes"
 	"context"
-	"fmt"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
-
-	"github.com/acme-sp/wholesale-provisioner/consumer"
 )
-
-// CaughtUp returns nil when no partition lags, else names the first that does.
-// It reads the lag, not committed == end: a partition that never held a record
-// has no committed offset and nothing to commit (a few orders' keys may all
-// hash to the other partitions).
-func CaughtUp(ls []consumer.PartitionLag) error {
-	for _, l := range ls {
-		if l.Lag != 0 {
-			return fmt.Errorf("partition %d: committed %d, end %d", l.Partition, l.Committed, l.End)
-		}
-	}
-	return nil
-}
 
 // WaitFor calls check every 50 ms until it returns nil, and fails the test
 // with check's last error, naming what, when ctx ends first.
@@ -74,4 +59,17 @@ func Header(m kafka.Message, k string) string {
 		}
 	}
 	return ""
+}
+
+// FreeAddr returns a 127.0.0.1 address with a port free a moment ago, for a
+// child process that must be told where to listen (port 0 would not tell the
+// test where it listens).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
