@@ -104,17 +104,23 @@ type Config struct {
 	Logger *zerolog.Logger
 }
 
-// Observer is told of the consumer's commits and assignments. Its methods must
-// be quick and safe for concurrent use.
+// Observer is told of the consumer's commits and assignments: Assigned with
+// the partitions of each generation, and Revoked with them once the
+// generation's records are finished or given up and its last commit done,
+// before the member rejoins the group, so that whatever the observer does
+// for a partition stops before another member takes it. Its methods must be
+// safe for concurrent use; all but Revoked must be quick.
 type Observer interface {
 	Committed(took time.Duration, err error)
 	Assigned(partitions []int)
+	Revoked(partitions []int)
 }
 
 type noObserver struct{}
 
 func (noObserver) Committed(time.Duration, error) {}
 func (noObserver) Assigned([]int)                 {}
+func (noObserver) Revoked([]int)                  {}
 
 // DefaultConfig returns the defaults of the optional settings, the values
 // the zero fields take.
@@ -421,6 +427,11 @@ func (c *Consumer) commitLoop(ctx, gctx context.Context, gen *kafka.Generation, 
 		p.cancel()
 	}
 	c.commit(gen, parts)
+	ids := make([]int, 0, len(parts))
+	for id := range parts {
+		ids = append(ids, id)
+	}
+	c.cfg.Observer.Revoked(ids)
 	c.log.Info().Int32("generation", gen.ID).Msg("partitions released")
 }
 

@@ -26,6 +26,16 @@ const (
 	HeaderOrderID     = "order-id"
 	HeaderOutcome     = "outcome-status"
 
+	// CloudEvents' Kafka protocol binding, binary content mode: the event's
+	// attributes as ce_ headers, its data the record value (content-type
+	// above is its datacontenttype).
+	HeaderCESpecVersion = "ce_specversion"
+	HeaderCEID          = "ce_id"
+	HeaderCESource      = "ce_source"
+	HeaderCEType        = "ce_type"
+	HeaderCESubject     = "ce_subject"
+	HeaderCETime        = "ce_time"
+
 	HeaderDLTPrefix        = "dlt-"
 	HeaderDLTTopic         = "dlt-original-topic"
 	HeaderDLTPartition     = "dlt-original-partition"
@@ -49,6 +59,12 @@ type Config struct {
 	OutcomesTopic string
 	// DeadLetterTopic receives dead-letter records. Required.
 	DeadLetterTopic string
+	// FollowUpsTopic receives follow-up records, each on the partition it
+	// names. Default: none (building a follow-up record fails).
+	FollowUpsTopic string
+	// Source is the CloudEvents source of the outcome events. Default
+	// DefaultSource.
+	Source string
 	// Transport carries the requests (TLS, SASL). Default kafka.DefaultTransport.
 	Transport kafka.RoundTripper
 	// BatchTimeout is how long a write waits for others to share its batch
@@ -64,6 +80,14 @@ type Config struct {
 	BatchSize int
 }
 
+// DefaultSource is the CloudEvents source of outcome events: the service, as
+// a URI reference.
+const DefaultSource = "urn:acme-sp:wholesale-provisioner"
+
+// CETypePrefix prefixes the CloudEvents type of an outcome, which ends with
+// its status: com.cisco.webex.wholesale.subscriber.provisioned, say.
+const CETypePrefix = "com.cisco.webex.wholesale.subscriber."
+
 // DefaultBatchTimeout suits callers that wait for their write without holding
 // a worker, so that the writes of many orders share a produce request.
 const DefaultBatchTimeout = 20 * time.Millisecond
@@ -71,7 +95,7 @@ const DefaultBatchTimeout = 20 * time.Millisecond
 // DefaultConfig returns the defaults of the optional settings, the values
 // the zero fields take.
 func DefaultConfig() Config {
-	return Config{BatchTimeout: DefaultBatchTimeout, WriteTimeout: 10 * time.Second, BatchSize: 20}
+	return Config{BatchTimeout: DefaultBatchTimeout, WriteTimeout: 10 * time.Second, BatchSize: 20, Source: DefaultSource}
 }
 
 func (c *Config) setDefaults() {
@@ -85,15 +109,20 @@ func (c *Config) setDefaults() {
 	if c.BatchSize <= 0 {
 		c.BatchSize = d.BatchSize
 	}
+	if c.Source == "" {
+		c.Source = d.Source
+	}
 }
 
 // Writer publishes outcome and dead-letter records with RequiredAcks=all and the
 // Java client's murmur2 partitioner on the record key, so that every record of one
 // subscriber lands on one partition, in order. A Writer is safe for concurrent use.
 type Writer struct {
-	w        *kafka.Writer
-	outcomes string
-	dlq      string
+	w         *kafka.Writer
+	outcomes  string
+	dlq       string
+	followUps string
+	source    []byte
 }
 
 // NewWriter returns a Writer, or an error naming the setting to fix.
@@ -108,11 +137,13 @@ func NewWriter(cfg Config) (*Writer, error) {
 	}
 	cfg.setDefaults()
 	return &Writer{
-		outcomes: cfg.OutcomesTopic,
-		dlq:      cfg.DeadLetterTopic,
+		outcomes:  cfg.OutcomesTopic,
+		dlq:       cfg.DeadLetterTopic,
+		followUps: cfg.FollowUpsTopic,
+		source:    []byte(cfg.Source),
 		w: &kafka.Writer{
 			Addr:         kafka.TCP(cfg.Brokers...),
-			Balancer:     kafka.Murmur2Balancer{Consistent: true},
+			Balancer:     balancer{followUps: cfg.FollowUpsTopic, murmur2: kafka.Murmur2Balancer{Consistent: true}},
 			RequiredAcks: kafka.RequireAll,
 			// One attempt: the caller owns retrying, so retries do not stack.
 			MaxAttempts:            1,
@@ -140,13 +171,61 @@ func (w *Writer) Outcome(key []byte, o schemas.Outcome) (kafka.Message, error) {
 		Key:   key,
 		Value: v,
 		Headers: []kafka.Header{
-			{Key: HeaderContentType, Value: []byte("application/json")},
-			{Key: HeaderSchema, Value: []byte("subscriber-outcome/v1")},
+			{Key: HeaderContentType, Value: contentTypeJSON},
+			{Key: HeaderSchema, Value: outcomeSchema},
 			{Key: HeaderEventID, Value: []byte(o.EventID)},
 			{Key: HeaderOrderID, Value: []byte(o.OrderID)},
 			{Key: HeaderOutcome, Value: []byte(o.Status)},
+			{Key: HeaderCESpecVersion, Value: ceSpecVersion},
+			{Key: HeaderCEID, Value: []byte(o.EventID)},
+			{Key: HeaderCESource, Value: w.source},
+			{Key: HeaderCEType, Value: []byte(CETypePrefix + string(o.Status))},
+			{Key: HeaderCESubject, Value: []byte(o.OrderID)},
+			{Key: HeaderCETime, Value: o.ProcessedAt.UTC().AppendFormat(nil, time.RFC3339Nano)},
 		},
 	}, nil
+}
+
+// Header values shared by every record; nothing on the way to the wire
+// changes them.
+var (
+	contentTypeJSON = []byte("application/json")
+	outcomeSchema   = []byte("subscriber-outcome/v1")
+	ceSpecVersion   = []byte("1.0")
+	followUpSchema  = []byte("follow-up/v1")
+)
+
+// FollowUp builds the follow-up record of an order for the given partition
+// of the follow-up topic, keyed by the order id; nil f builds its tombstone.
+func (w *Writer) FollowUp(orderID string, partition int, f *schemas.FollowUp) (kafka.Message, error) {
+	if w.followUps == "" {
+		return kafka.Message{}, errors.New("no follow-up topic configured")
+	}
+	m := kafka.Message{Topic: w.followUps, Partition: partition, Key: []byte(orderID)}
+	if f == nil {
+		return m, nil
+	}
+	v, err := json.Marshal(f)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("encoding follow-up record: %w", err)
+	}
+	m.Value = v
+	m.Headers = []kafka.Header{{Key: HeaderContentType, Value: contentTypeJSON}, {Key: HeaderSchema, Value: followUpSchema}}
+	return m, nil
+}
+
+// balancer puts a follow-up record on the partition it names (the order's)
+// and every other record where the Java client's murmur2 puts its key.
+type balancer struct {
+	followUps string
+	murmur2   kafka.Murmur2Balancer
+}
+
+func (b balancer) Balance(msg kafka.Message, partitions ...int) int {
+	if msg.Topic == b.followUps && b.followUps != "" {
+		return msg.Partition
+	}
+	return b.murmur2.Balance(msg, partitions...)
 }
 
 // DeadLetter builds the dead-letter record of orig: the original key, the

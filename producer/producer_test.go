@@ -165,3 +165,69 @@ func TestOutcomeBytesAsEncodingJSON(t *testing.T) {
 		t.Errorf("outcome value\n%s\nencoding/json writes\n%s", m.Value, want)
 	}
 }
+
+// TestOutcomeIsACloudEvent: the outcome's headers are CloudEvents' Kafka
+// binding in binary mode, beside the project's own, so that a
+// CloudEvents-aware consumer reads them without our schema.
+func TestOutcomeIsACloudEvent(t *testing.T) {
+	w, err := NewWriter(Config{Brokers: []string{"127.0.0.1:1"}, OutcomesTopic: "out", DeadLetterTopic: "dlt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 5, 4, 9, 15, 31, 84000000, time.UTC)
+	m, err := w.Outcome([]byte("k"), schemas.Outcome{SchemaVersion: 1, EventID: "6f1c2a4e-9b7d-5c3e-8a21-4d0f6b9e7c15", OrderID: "ord-1",
+		Status: schemas.StatusUpdated, ProcessedAt: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		HeaderCESpecVersion: "1.0", HeaderCEID: "6f1c2a4e-9b7d-5c3e-8a21-4d0f6b9e7c15", HeaderCESource: DefaultSource,
+		HeaderCEType: "com.cisco.webex.wholesale.subscriber.updated", HeaderCESubject: "ord-1", HeaderCETime: "2026-05-04T09:15:31.084Z",
+		HeaderContentType: "application/json", HeaderEventID: "6f1c2a4e-9b7d-5c3e-8a21-4d0f6b9e7c15", HeaderOutcome: "updated",
+	}
+	got := map[string]string{}
+	for _, h := range m.Headers {
+		got[h.Key] = string(h.Value)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("header %s = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+// TestFollowUpRecordGoesToItsPartition: a follow-up record lands on the
+// partition it names (the order's), whatever its key hashes to.
+func TestFollowUpRecordGoesToItsPartition(t *testing.T) {
+	brokers := newCluster(t, "out", "dlt", "fu")
+	w, err := NewWriter(Config{Brokers: brokers, OutcomesTopic: "out", DeadLetterTopic: "dlt", FollowUpsTopic: "fu", BatchTimeout: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var msgs []kafka.Message
+	for p := range 4 {
+		m, err := w.FollowUp("ord-"+strconv.Itoa(p), p, &schemas.FollowUp{SchemaVersion: 1, OrderID: "ord-" + strconv.Itoa(p)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	tomb, err := w.FollowUp("ord-2", 2, nil)
+	if err != nil || tomb.Value != nil {
+		t.Fatalf("tombstone %+v, %v", tomb, err)
+	}
+	if err := w.Publish(ctx, append(msgs, tomb)...); err != nil {
+		t.Fatal(err)
+	}
+	for p := range 4 {
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: brokers, Topic: "fu", Partition: p, MaxWait: 50 * time.Millisecond})
+		m, err := r.ReadMessage(ctx)
+		r.Close()
+		if err != nil || string(m.Key) != "ord-"+strconv.Itoa(p) {
+			t.Errorf("partition %d: first record %q, %v; want ord-%d", p, m.Key, err, p)
+		}
+	}
+}

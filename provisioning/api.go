@@ -15,6 +15,9 @@ const (
 	PathSubscribers = "/wholesale/subscribers"
 	PathValidate    = "/wholesale/subscribers/validate"
 	PathAccessToken = "/access_token"
+	// PathConsentMove is below /subscribers, not /wholesale/subscribers, in
+	// Cisco's description: /subscribers/{subscriberId}/emails/consentMove.
+	PathConsentMove = "/subscribers/{id}/emails/consentMove"
 )
 
 // Subscriber statuses reported by the API.
@@ -112,6 +115,16 @@ type ProvisionRequest struct {
 	Package                string                 `json:"package,omitempty"`
 	Packages               []string               `json:"packages,omitempty"`
 	ProvisioningParameters ProvisioningParameters `json:"provisioningParameters"`
+}
+
+// UpdateRequest is the body of PUT /wholesale/subscribers/{id}. Exactly one
+// of Package and Packages is sent; this client sends Packages. The
+// provisioning parameters go only with a move from webex_meetings to a
+// calling package, as Cisco's description says, and never hold names.
+type UpdateRequest struct {
+	Package                string                  `json:"package,omitempty"`
+	Packages               []string                `json:"packages,omitempty"`
+	ProvisioningParameters *ProvisioningParameters `json:"provisioningParameters,omitempty"`
 }
 
 // Subscriber is the subscriber resource.

@@ -223,6 +223,94 @@ func (c *Client) FindSubscriber(ctx context.Context, customerID, email string) (
 	return nil, nil
 }
 
+// UpdateSubscriber calls PUT /wholesale/subscribers/{id}. A repeated PUT of
+// the same packages changes nothing, but one whose fate is unknown is
+// reported so (not idempotent): the workflow looks the subscriber up before
+// it sends another.
+func (c *Client) UpdateSubscriber(ctx context.Context, id string, req UpdateRequest) (Subscriber, error) {
+	var out Subscriber
+	_, err := c.do(ctx, call{method: http.MethodPut, endpoint: PathSubscribers + "/{id}", path: PathSubscribers + "/" + id,
+		rawPath: PathSubscribers + "/" + url.PathEscape(id), body: req}, &out)
+	return out, err
+}
+
+// RemoveSubscriber calls DELETE /wholesale/subscribers/{id} (204). Like an
+// update, one whose fate is unknown is looked up before it is sent again.
+func (c *Client) RemoveSubscriber(ctx context.Context, id string) error {
+	_, err := c.do(ctx, call{method: http.MethodDelete, endpoint: PathSubscribers + "/{id}", path: PathSubscribers + "/" + id,
+		rawPath: PathSubscribers + "/" + url.PathEscape(id)}, nil)
+	return err
+}
+
+// SendConsentMove calls POST /subscribers/{id}/emails/consentMove (204): Webex
+// mails the consent request again to a subscriber in pending_user_migration.
+func (c *Client) SendConsentMove(ctx context.Context, id string) error {
+	_, err := c.do(ctx, call{method: http.MethodPost, endpoint: PathConsentMove, path: "/subscribers/" + id + "/emails/consentMove",
+		rawPath: "/subscribers/" + url.PathEscape(id) + "/emails/consentMove", idempotent: true}, nil)
+	return err
+}
+
+// ListFilter selects subscribers in a list call; empty fields select all.
+type ListFilter struct {
+	CustomerID string
+	Email      string
+	Status     string
+	// LastStatusChange selects subscribers whose status changed after it.
+	LastStatusChange time.Time
+}
+
+// ListPageSize is the largest page the list call answers (Cisco's max).
+const ListPageSize = 100
+
+// ListSubscribers calls GET /wholesale/subscribers with the filter, one page
+// of up to ListPageSize, from next ("" for the first page). It returns the
+// page and the next page's URL from the Link header ("" when none).
+func (c *Client) ListSubscribers(ctx context.Context, f ListFilter, next string) ([]Subscriber, string, error) {
+	var out SubscriberList
+	q := url.Values{"max": {strconv.Itoa(ListPageSize)}}
+	if next != "" {
+		u, err := url.Parse(next)
+		if err != nil || u.Host != c.base.Host {
+			return nil, "", fmt.Errorf("following the list's next page %q: not a page of this API", next)
+		}
+		q = u.Query()
+		q.Del("onBehalfOfSubPartnerOrgId") // send sets its own
+	} else {
+		for k, v := range map[string]string{"customerId": f.CustomerID, "email": f.Email, "status": f.Status} {
+			if v != "" {
+				q.Set(k, v)
+			}
+		}
+		if !f.LastStatusChange.IsZero() {
+			q.Set("lastStatusChange", strconv.FormatInt(f.LastStatusChange.UnixMilli(), 10))
+		}
+	}
+	var link string
+	cl := call{method: http.MethodGet, endpoint: PathSubscribers, path: PathSubscribers, query: q, idempotent: true,
+		header: func(h http.Header) { link = nextLink(h.Values("Link")) }}
+	if _, err := c.do(ctx, cl, &out); err != nil {
+		return nil, "", err
+	}
+	return out.Items, link, nil
+}
+
+// nextLink returns the URL of the rel="next" link of Link headers, or "".
+func nextLink(values []string) string {
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, ",") {
+			target, params, ok := strings.Cut(part, ";")
+			if !ok || !strings.Contains(strings.ReplaceAll(params, " ", ""), `rel="next"`) {
+				continue
+			}
+			target = strings.TrimSpace(target)
+			if strings.HasPrefix(target, "<") && strings.HasSuffix(target, ">") {
+				return target[1 : len(target)-1]
+			}
+		}
+	}
+	return ""
+}
+
 type call struct {
 	method     string
 	endpoint   string // path template, safe to log and to use as a metric label
@@ -231,6 +319,8 @@ type call struct {
 	query      url.Values
 	idempotent bool
 	body       any
+	// header, when set, is given the answer's headers (of a 2xx answer).
+	header func(http.Header)
 }
 
 type trackingKey struct{}
@@ -360,6 +450,9 @@ func (c *Client) send(ctx context.Context, cl call, out any, tok string) (int, e
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return resp.StatusCode, newAPIError(cl, resp, data, tracking)
+	}
+	if cl.header != nil {
+		cl.header(resp.Header)
 	}
 	if out != nil && len(data) > 0 {
 		if err := decodeAnswer(data, out); err != nil {

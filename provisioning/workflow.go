@@ -98,10 +98,11 @@ func NewWorkflow(c *Client, cfg WorkflowConfig) *Workflow {
 	return &Workflow{api: c, cfg: cfg, forbidden: newForbiddenStreaks(cfg.ForbiddenCustomers)}
 }
 
-// Result is a successful end of the workflow: the subscriber is provisioned, or
-// waits on its end user.
+// Result is a successful end of the workflow: the subscriber is provisioned,
+// updated or removed, or waits on its end user.
 type Result struct {
-	// Status is schemas.StatusProvisioned or schemas.StatusPendingUserAction.
+	// Status is schemas.StatusProvisioned, StatusUpdated, StatusRemoved or
+	// StatusPendingUserAction.
 	Status     schemas.OutcomeStatus
 	Subscriber Subscriber
 	// FoundByLookup is true when a lookup found the subscriber (a duplicate,
@@ -114,6 +115,13 @@ type Result struct {
 	// Precheck is the answer of the precheck when it passed; nil when the
 	// precheck found the subscriber already there.
 	Precheck *PrecheckResponse
+	// Changed says, for an update, that this order changed the packages.
+	Changed bool
+	// AlreadyAbsent says, for a remove, that the subscriber was gone already.
+	AlreadyAbsent bool
+	// PreviousPackages are, for an update or a remove, the packages the
+	// subscriber had before the order.
+	PreviousPackages []string
 	// Attempts counts the API calls made.
 	Attempts int
 }
@@ -176,16 +184,29 @@ func (e *Error) API() *APIError {
 	return nil
 }
 
-// Provision runs an order whose action is provision. Every backoff and poll
-// interval goes through wait (nil: Sleep). It returns a Result, or an *Error,
-// or the context's error when ctx ends first.
-func (w *Workflow) Provision(ctx context.Context, o schemas.Order, wait Wait) (Result, error) {
+// Run carries out an order: it provisions, updates or removes the
+// subscriber as the order's action says. Every backoff and poll interval
+// goes through wait (nil: Sleep). It returns a Result, or an *Error, or the
+// context's error when ctx ends first.
+func (w *Workflow) Run(ctx context.Context, o schemas.Order, wait Wait) (Result, error) {
 	if wait == nil {
 		wait = Sleep
 	}
 	r := run{w: w, o: o, wait: wait}
 	ctx = WithTrackingPrefix(ctx, "wholesale-provisioner_"+o.OrderID)
-	res, err := r.provision(ctx)
+	var res Result
+	var err error
+	switch o.Action {
+	case schemas.ActionProvision:
+		res, err = r.provision(ctx)
+	case schemas.ActionUpdate:
+		res, err = r.update(ctx)
+	case schemas.ActionRemove:
+		res, err = r.remove(ctx)
+	default:
+		return Result{}, &Error{Class: schemas.ErrorClassPermanent, Reason: schemas.ReasonInvalidOrder, Step: schemas.StepValidate,
+			Message: fmt.Sprintf("action %q is not one the workflow knows", o.Action)}
+	}
 	res.Attempts = r.attempts
 	if err != nil {
 		if ctx.Err() != nil {
@@ -219,7 +240,7 @@ func (r *run) provision(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	res.Precheck = passed
-	return r.follow(ctx, res)
+	return r.follow(ctx, res, schemas.StatusProvisioned)
 }
 
 // found is the result of a subscriber found by a lookup. mayBeOurs says
@@ -377,9 +398,9 @@ func (r *run) lookup(ctx context.Context) (*Subscriber, error) {
 	return subs, nil
 }
 
-// follow polls a subscriber still in progress until it is provisioned, failed, or
-// waiting on its end user.
-func (r *run) follow(ctx context.Context, res Result) (Result, error) {
+// follow polls a subscriber still in progress until it is provisioned (then
+// the result's status is done), failed, or waiting on its end user.
+func (r *run) follow(ctx context.Context, res Result, done schemas.OutcomeStatus) (Result, error) {
 	b := backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(r.w.cfg.StatusPollInterval),
 		backoff.WithMaxInterval(10*r.w.cfg.StatusPollInterval),
@@ -389,7 +410,7 @@ func (r *run) follow(ctx context.Context, res Result) (Result, error) {
 		sub := res.Subscriber
 		switch st := sub.Status; {
 		case st == SubscriberProvisioned:
-			res.Status = schemas.StatusProvisioned
+			res.Status = done
 			return res, nil
 		case strings.HasPrefix(st, "pending_"):
 			res.Status = schemas.StatusPendingUserAction

@@ -26,8 +26,9 @@ const token = "test-token"
 
 // env is a workflow wired to a simulator behind an optional fault middleware.
 type env struct {
-	sim *webexsim.Server
-	wf  *provisioning.Workflow
+	sim  *webexsim.Server
+	wf   *provisioning.Workflow
+	base string // the API's base URL
 }
 
 // intercept lets a test answer chosen calls itself. It returns true when it
@@ -68,7 +69,7 @@ func newEnv(t *testing.T, simCfg webexsim.Config, wfCfg provisioning.WorkflowCon
 	if wfCfg.StatusPollInterval == 0 {
 		wfCfg.StatusPollInterval = 20 * time.Millisecond
 	}
-	return env{sim: sim, wf: provisioning.NewWorkflow(c, wfCfg)}
+	return env{sim: sim, wf: provisioning.NewWorkflow(c, wfCfg), base: sim.BaseURL(srv.URL)}
 }
 
 func ctx(t *testing.T) context.Context {
@@ -118,7 +119,7 @@ func wantError(t *testing.T, err error, class string, reason schemas.FailureReas
 func TestWorkflowSuccess(t *testing.T) {
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, nil)
 	o := order(0)
-	res, err := e.wf.Provision(ctx(t), o, nil)
+	res, err := e.wf.Run(ctx(t), o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +136,7 @@ func TestWorkflowSuccess(t *testing.T) {
 
 func TestWorkflowFollowsAsynchronousStatus(t *testing.T) {
 	e := newEnv(t, webexsim.Config{ProvisioningDelay: 150 * time.Millisecond}, provisioning.WorkflowConfig{}, nil)
-	res, err := e.wf.Provision(ctx(t), order(1), nil)
+	res, err := e.wf.Run(ctx(t), order(1), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestWorkflowFollowsAsynchronousStatus(t *testing.T) {
 
 func TestWorkflowStatusError(t *testing.T) {
 	e := newEnv(t, webexsim.Config{ErrorDomain: sample.ErrorDomain}, provisioning.WorkflowConfig{}, nil)
-	_, err := e.wf.Provision(ctx(t), sample.WithDomain(order(2), "err", sample.ErrorDomain), nil)
+	_, err := e.wf.Run(ctx(t), sample.WithDomain(order(2), "err", sample.ErrorDomain), nil)
 	we := wantError(t, err, schemas.ErrorClassPermanent, schemas.ReasonProvisioningError)
 	if len(we.Errors) == 0 {
 		t.Errorf("want the subscriber's errors[] carried, got none")
@@ -159,7 +160,7 @@ func TestWorkflowStatusError(t *testing.T) {
 func TestWorkflowPrecheckRejection(t *testing.T) {
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, nil)
 	o := sample.WithDomain(order(3), "rej", sample.RejectDomain)
-	_, err := e.wf.Provision(ctx(t), o, nil)
+	_, err := e.wf.Run(ctx(t), o, nil)
 	we := wantError(t, err, schemas.ErrorClassPermanent, schemas.ReasonPrecheckRejected)
 	if api := we.API(); api == nil || api.StatusCode != http.StatusBadRequest || len(api.Errors) == 0 {
 		t.Errorf("want the 400 answer with its error codes, got %+v", we.API())
@@ -175,7 +176,7 @@ func TestWorkflowPrecheckRejection(t *testing.T) {
 func TestWorkflowPrecheckSuccessWithAnotherInfoCode(t *testing.T) {
 	e := newEnv(t, webexsim.Config{PrecheckInfoCode: 110}, provisioning.WorkflowConfig{}, nil)
 	o := order(4)
-	res, err := e.wf.Provision(ctx(t), o, nil)
+	res, err := e.wf.Run(ctx(t), o, nil)
 	if err != nil {
 		t.Fatalf("a 200 precheck with infoCode 110: %v, want a pass", err)
 	}
@@ -190,7 +191,7 @@ func TestWorkflowPrecheckSuccessWithAnotherInfoCode(t *testing.T) {
 func TestWorkflowDuplicateIsSuccess(t *testing.T) {
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, nil)
 	o := order(5)
-	first, err := e.wf.Provision(ctx(t), o, nil)
+	first, err := e.wf.Run(ctx(t), o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +205,7 @@ func TestWorkflowDuplicateIsSuccess(t *testing.T) {
 		o       schemas.Order
 		existed bool
 	}{{o, false}, {again, true}} {
-		res, err := e.wf.Provision(ctx(t), tc.o, nil)
+		res, err := e.wf.Run(ctx(t), tc.o, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.o.OrderID, err)
 		}
@@ -220,13 +221,13 @@ func TestWorkflowDuplicateIsSuccess(t *testing.T) {
 func TestWorkflowDuplicateOfAnotherCustomerFails(t *testing.T) {
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, nil)
 	o := order(6)
-	if _, err := e.wf.Provision(ctx(t), o, nil); err != nil {
+	if _, err := e.wf.Run(ctx(t), o, nil); err != nil {
 		t.Fatal(err)
 	}
 	other := o
 	other.OrderID += "-other"
 	other.CustomerID = "Y2lzY29zcGFyazovL3VzL0NVU1RPTUVSL290aGVy"
-	_, err := e.wf.Provision(ctx(t), other, nil)
+	_, err := e.wf.Run(ctx(t), other, nil)
 	wantError(t, err, schemas.ErrorClassPermanent, schemas.ReasonPrecheckRejected)
 	if n := e.sim.SuccessfulCreates(o.Email); n != 1 {
 		t.Errorf("creates = %d, want 1", n)
@@ -249,10 +250,10 @@ func TestWorkflowDuplicateAtCreate(t *testing.T) {
 	}
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, icpt)
 	sim = e.sim
-	if _, err := e.wf.Provision(ctx(t), o, nil); err != nil {
+	if _, err := e.wf.Run(ctx(t), o, nil); err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.wf.Provision(ctx(t), o, nil)
+	res, err := e.wf.Run(ctx(t), o, nil)
 	if err != nil || !res.FoundByLookup || res.AlreadyExisted {
 		t.Fatalf("res = %+v, err = %v; want the subscriber of the first delivery, found by lookup", res, err)
 	}
@@ -280,7 +281,7 @@ func TestWorkflowHonoursRetryAfter(t *testing.T) {
 			e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, icpt)
 			o := order(8)
 			start := time.Now()
-			res, err := e.wf.Provision(ctx(t), o, nil)
+			res, err := e.wf.Run(ctx(t), o, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -301,7 +302,7 @@ func TestWorkflowRetryAfterIsCapped(t *testing.T) {
 	icpt, _ := firstN(1, http.MethodPost, "/validate", http.StatusTooManyRequests, "3600")
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{MaxRetryAfter: 200 * time.Millisecond}, icpt)
 	start := time.Now()
-	if _, err := e.wf.Provision(ctx(t), order(9), nil); err != nil {
+	if _, err := e.wf.Run(ctx(t), order(9), nil); err != nil {
 		t.Fatal(err)
 	}
 	if took := time.Since(start); took > 5*time.Second {
@@ -343,7 +344,7 @@ func TestWorkflowUnknownFateCreateIsLookedUpNotRepeated(t *testing.T) {
 			e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, icpt)
 			o := order(10)
 			var logs bytes.Buffer
-			res, err := e.wf.Provision(zerolog.New(&logs).WithContext(ctx(t)), o, nil)
+			res, err := e.wf.Run(zerolog.New(&logs).WithContext(ctx(t)), o, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -371,7 +372,7 @@ func TestWorkflowUnknownFateNotCreatedIsSentAgain(t *testing.T) {
 	icpt, _ := firstN(1, http.MethodPost, "/wholesale/subscribers", http.StatusServiceUnavailable, "")
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, icpt)
 	o := order(11)
-	res, err := e.wf.Provision(ctx(t), o, nil)
+	res, err := e.wf.Run(ctx(t), o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +391,7 @@ func TestWorkflowUnknownFateNotCreatedIsSentAgain(t *testing.T) {
 func TestWorkflowRetriesExhausted(t *testing.T) {
 	icpt, seen := firstN(1<<30, http.MethodPost, "/validate", http.StatusServiceUnavailable, "")
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{RetryMaxElapsed: 300 * time.Millisecond, RetryMaxInterval: 50 * time.Millisecond}, icpt)
-	_, err := e.wf.Provision(ctx(t), order(12), nil)
+	_, err := e.wf.Run(ctx(t), order(12), nil)
 	we := wantError(t, err, schemas.ErrorClassTransient, schemas.ReasonRetriesExhausted)
 	if we.Attempts != int(seen.Load()) || we.Attempts < 3 {
 		t.Errorf("attempts = %d, calls seen = %d", we.Attempts, seen.Load())
@@ -403,7 +404,7 @@ func TestWorkflowRetriesExhausted(t *testing.T) {
 func TestWorkflowRetryMaxAttempts(t *testing.T) {
 	icpt, seen := firstN(1<<30, http.MethodPost, "/validate", http.StatusBadGateway, "")
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{RetryMaxAttempts: 3}, icpt)
-	_, err := e.wf.Provision(ctx(t), order(13), nil)
+	_, err := e.wf.Run(ctx(t), order(13), nil)
 	wantError(t, err, schemas.ErrorClassTransient, schemas.ReasonRetriesExhausted)
 	if seen.Load() != 3 {
 		t.Errorf("calls = %d, want 3", seen.Load())
@@ -412,7 +413,7 @@ func TestWorkflowRetryMaxAttempts(t *testing.T) {
 
 func TestWorkflowPendingUserMigration(t *testing.T) {
 	e := newEnv(t, webexsim.Config{PendingMigrationDomain: sample.PendingDomain}, provisioning.WorkflowConfig{}, nil)
-	res, err := e.wf.Provision(ctx(t), sample.WithDomain(order(14), "pend", sample.PendingDomain), nil)
+	res, err := e.wf.Run(ctx(t), sample.WithDomain(order(14), "pend", sample.PendingDomain), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -425,7 +426,7 @@ func TestWorkflowUnauthorizedIsConfigFault(t *testing.T) {
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, nil)
 	e.sim.SetToken("another-token") // ours was revoked
 	start := time.Now()
-	_, err := e.wf.Provision(ctx(t), order(15), nil)
+	_, err := e.wf.Run(ctx(t), order(15), nil)
 	var we *provisioning.Error
 	if !errors.As(err, &we) || we.Class != schemas.ErrorClassConfigFault {
 		t.Fatalf("err = %v, want a configuration fault", err)
@@ -443,7 +444,7 @@ func TestWorkflowStopsWithContext(t *testing.T) {
 	e := newEnv(t, webexsim.Config{}, provisioning.WorkflowConfig{}, icpt)
 	c, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	_, err := e.wf.Provision(c, order(16), nil)
+	_, err := e.wf.Run(c, order(16), nil)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want the context's error", err)
 	}
@@ -487,20 +488,20 @@ func TestWorkflowForbiddenEverywhereIsConfigFault(t *testing.T) {
 	}
 	// One customer's 403 between successes: permanent, every time.
 	for i := range 4 {
-		_, err := e.wf.Provision(ctx(t), withCustomer(10+i, "denied-one"), nil)
+		_, err := e.wf.Run(ctx(t), withCustomer(10+i, "denied-one"), nil)
 		wantError(t, err, schemas.ErrorClassPermanent, schemas.ReasonPrecheckRejected)
-		if _, err := e.wf.Provision(ctx(t), withCustomer(i, "ok-customer"), nil); err != nil {
+		if _, err := e.wf.Run(ctx(t), withCustomer(i, "ok-customer"), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Three different customers in a row, no success between: the third is a
 	// configuration fault, and so is every 403 after it, whichever customer.
 	for i, c := range []string{"denied-a", "denied-b"} {
-		_, err := e.wf.Provision(ctx(t), withCustomer(20+i, c), nil)
+		_, err := e.wf.Run(ctx(t), withCustomer(20+i, c), nil)
 		wantError(t, err, schemas.ErrorClassPermanent, schemas.ReasonPrecheckRejected)
 	}
 	for i, c := range []string{"denied-c", "denied-a", "denied-one"} {
-		_, err := e.wf.Provision(ctx(t), withCustomer(30+i, c), nil)
+		_, err := e.wf.Run(ctx(t), withCustomer(30+i, c), nil)
 		var we *provisioning.Error
 		if !errors.As(err, &we) || we.Class != schemas.ErrorClassConfigFault {
 			t.Fatalf("%s: err = %v, want a configuration fault", c, err)
@@ -510,10 +511,10 @@ func TestWorkflowForbiddenEverywhereIsConfigFault(t *testing.T) {
 		}
 	}
 	// The fault clears with the first success.
-	if _, err := e.wf.Provision(ctx(t), withCustomer(40, "ok-customer"), nil); err != nil {
+	if _, err := e.wf.Run(ctx(t), withCustomer(40, "ok-customer"), nil); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.wf.Provision(ctx(t), withCustomer(41, "denied-b"), nil)
+	_, err := e.wf.Run(ctx(t), withCustomer(41, "denied-b"), nil)
 	wantError(t, err, schemas.ErrorClassPermanent, schemas.ReasonPrecheckRejected)
 }
 
@@ -527,7 +528,7 @@ func TestWorkflowForbiddenCreatesAreConfigFault(t *testing.T) {
 	for i := range 5 {
 		o := order(200 + i)
 		o.CustomerID = fmt.Sprintf("customer-%d", i)
-		_, err := e.wf.Provision(ctx(t), o, nil)
+		_, err := e.wf.Run(ctx(t), o, nil)
 		var we *provisioning.Error
 		if !errors.As(err, &we) {
 			t.Fatalf("err = %v", err)
@@ -555,7 +556,7 @@ func TestWorkflowWaitsThroughItsHook(t *testing.T) {
 		return provisioning.Sleep(ctx, d)
 	}
 	start := time.Now()
-	res, err := e.wf.Provision(ctx(t), order(300), wait)
+	res, err := e.wf.Run(ctx(t), order(300), wait)
 	if err != nil || res.Status != schemas.StatusProvisioned {
 		t.Fatalf("res %+v, err %v", res, err)
 	}

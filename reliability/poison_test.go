@@ -25,11 +25,11 @@ type poisonProvisioner struct {
 	after  map[string]string // order id → panic message, after the workflow
 }
 
-func (p poisonProvisioner) Provision(ctx context.Context, o schemas.Order, wait provisioning.Wait) (provisioning.Result, error) {
+func (p poisonProvisioner) Run(ctx context.Context, o schemas.Order, wait provisioning.Wait) (provisioning.Result, error) {
 	if msg, ok := p.before[o.OrderID]; ok {
 		panic(msg)
 	}
-	res, err := p.wf.Provision(ctx, o, wait)
+	res, err := p.wf.Run(ctx, o, wait)
 	if msg, ok := p.after[o.OrderID]; ok {
 		panic(fmt.Errorf("%s", msg))
 	}

@@ -183,7 +183,8 @@ func leafProblems(e *jsonschema.ValidationError) []string {
 		// matches none has the branches' problems as causes.
 		return []string{fmt.Sprintf("%s: matches more than one alternative (oneOf branches %d and %d), want exactly one", at, k.Subschemas[0], k.Subschemas[1])}
 	case *kind.FalseSchema:
-		return []string{at + ": not allowed here"}
+		// Only the action rules of the order schema forbid a property.
+		return []string{at + ": not allowed for this action"}
 	case *kind.Format:
 		msg := fmt.Sprintf("%s: %s is not a valid %s", at, show(e.InstanceLocation, k.Got), k.Want)
 		if k.Err != nil {

@@ -26,21 +26,22 @@ const (
 	StepValidate  = "validate"
 	StepPrecheck  = "precheck"
 	StepProvision = "provision"
+	StepUpdate    = "update"
+	StepRemove    = "remove"
 	StepLookup    = "lookup"
 	StepStatus    = "status"
 	StepHandle    = "handle"
+	StepFollowUp  = "follow_up"
 )
 
 // Steps lists every step, in the order a record meets them.
-var Steps = []string{StepDecode, StepValidate, StepPrecheck, StepProvision, StepLookup, StepStatus, StepHandle}
+var Steps = []string{StepDecode, StepValidate, StepPrecheck, StepProvision, StepUpdate, StepRemove, StepLookup, StepStatus, StepHandle, StepFollowUp}
 
 // Dead-letter reasons of records that are neither invalid JSON orders nor
 // failed by Webex (those are the Reason* of decode.go and the FailureReasons).
 const (
 	// ReasonRecordTooLarge: the value is larger than the configured limit and was not read.
 	ReasonRecordTooLarge = "record_too_large"
-	// ReasonUnsupportedAction: the order asks for an action this version does not carry out.
-	ReasonUnsupportedAction = "unsupported_action"
 	// ReasonHandlerPanic: handling the record crashed; it is dead-lettered with the panic's message.
 	ReasonHandlerPanic = "handler_panic"
 	// ReasonDuplicateOrderID: the order id was already used, by this instance

@@ -2,8 +2,7 @@ package schemas
 
 import "time"
 
-// Action says what an order asks for. Only ActionProvision is processed today;
-// the field exists so that update and remove can be added without a format change.
+// Action says what an order asks for.
 type Action string
 
 // The actions an order may name.
@@ -29,7 +28,7 @@ type Order struct {
 	// Email is the subscriber's email address (personal data).
 	Email string `json:"email"`
 	// Packages holds the Webex Wholesale package to assign (the API accepts one today).
-	Packages []string `json:"packages"`
+	Packages []string `json:"packages,omitempty"`
 	// ProvisioningParameters are passed through to the API. Required for a
 	// provision order; nil when the order has none (an update or a remove).
 	ProvisioningParameters *ProvisioningParameters `json:"provisioningParameters,omitempty"`
@@ -68,6 +67,10 @@ const (
 	StatusProvisioned       OutcomeStatus = "provisioned"
 	StatusFailed            OutcomeStatus = "failed"
 	StatusPendingUserAction OutcomeStatus = "pending_user_action"
+	// StatusUpdated answers an update order: the subscriber has the ordered packages.
+	StatusUpdated OutcomeStatus = "updated"
+	// StatusRemoved answers a remove order: the subscriber is gone.
+	StatusRemoved OutcomeStatus = "removed"
 )
 
 // FailureReason says why an order failed.
@@ -80,6 +83,12 @@ const (
 	ReasonInvalidOrder      FailureReason = "invalid_order"
 	ReasonRetriesExhausted  FailureReason = "retries_exhausted"
 	ReasonProvisioningError FailureReason = "provisioning_error"
+	// ReasonSubscriberNotFound: an update names a subscriber Webex does not have.
+	ReasonSubscriberNotFound FailureReason = "subscriber_not_found"
+	// ReasonPendingTimeout: a subscriber waited on its end user past the deadline.
+	ReasonPendingTimeout FailureReason = "pending_timeout"
+	// ReasonSuperseded: a later order removed a subscriber that waited on its end user.
+	ReasonSuperseded FailureReason = "superseded"
 )
 
 // Outcome is a subscriber-outcome event (schema subscriber-outcome, version 1),
@@ -104,6 +113,15 @@ type Outcome struct {
 	Failure *Failure `json:"failure,omitempty"`
 	// Precheck is what a passed precheck answered; nil when none passed.
 	Precheck *Precheck `json:"precheck,omitempty"`
+	// Changed says, for an updated outcome, whether this order changed the
+	// subscriber (false: it had the packages already).
+	Changed *bool `json:"changed,omitempty"`
+	// AlreadyAbsent says, for a removed outcome, that the subscriber was gone
+	// before this order (a redelivered remove, say).
+	AlreadyAbsent bool `json:"alreadyAbsent,omitempty"`
+	// PendingEventID is, on the final outcome of an order that was pending on
+	// its end user, the event id of that pending_user_action outcome.
+	PendingEventID string `json:"pendingEventId,omitempty"`
 	// OrderOccurredAt is copied from the order when it could be read.
 	OrderOccurredAt *time.Time `json:"orderOccurredAt,omitempty"`
 	// ProcessedAt is when the provisioner reached the outcome.
@@ -130,6 +148,8 @@ type SubscriberRef struct {
 	// FoundByLookup is true when a lookup found the subscriber rather than
 	// this order's create returning it.
 	FoundByLookup bool `json:"foundByLookup,omitempty"`
+	// PreviousPackages are, for an update, the packages before it.
+	PreviousPackages []string `json:"previousPackages,omitempty"`
 }
 
 // Precheck is what Webex's provisioning precheck answered when it passed.

@@ -5,6 +5,9 @@
 //	provisioner demo       run everything in-process: broker, Webex simulator, consumer
 //	provisioner webex-sim  serve the Webex Wholesale simulator on a port
 //	provisioner produce    publish orders from a JSON-lines file, or generated ones
+//	provisioner dlq        inspect or replay the dead-letter topic
+//	provisioner pending    list the orders waiting on their end user
+//	provisioner bench      the benchmarks of BENCHMARKS.md
 package main
 
 import (
@@ -31,6 +34,7 @@ func commands() []command {
 		{"webex-sim", "serve the Webex for Wholesale simulator on a port", simCmd},
 		{"produce", "publish orders to a topic from a JSON-lines file, or N generated ones", produceCmd},
 		{"dlq", "inspect the dead-letter topic, or replay its orders (dlq inspect|replay)", dlqCmd},
+		{"pending", "list the orders whose subscriber waits on its end user (the follow-up topic)", pendingCmd},
 		{"bench", "benchmark the engine against a plain kafka-go baseline (see BENCHMARKS.md)", benchCmd},
 	}
 }

@@ -43,6 +43,9 @@ type App struct {
 // baseline feeds one from a plain kafka-go reader.
 type Handling struct {
 	Pipeline *pipeline.Pipeline
+	// Follower follows the orders left pending on their end user; an App
+	// runs it for the partitions its consumer owns.
+	Follower *pipeline.Follower
 	writer   *producer.Writer
 	kafka    kafkaClients
 	metrics  *metrics.Metrics
@@ -77,13 +80,17 @@ func NewHandling(ctx context.Context, cfg Config, log zerolog.Logger) (*Handling
 	}
 	wc := cfg.Writer
 	wc.Brokers, wc.OutcomesTopic, wc.DeadLetterTopic, wc.Transport = cfg.Brokers, cfg.OutcomesTopic, cfg.DeadLetterTopic, kc.transport
+	wc.FollowUpsTopic = cfg.followUpsTopic()
 	w, err := producer.NewWriter(wc)
 	if err != nil {
 		return nil, err
 	}
 	pc := cfg.Pipeline
 	pc.ConsumerGroup, pc.Observer, pc.Logger = cfg.GroupID, m, &log
-	return &Handling{Pipeline: pipeline.New(pc, wf, w), writer: w, kafka: kc, metrics: m}, nil
+	p := pipeline.New(pc, wf, w)
+	f := pipeline.NewFollower(p, cfg.Brokers, kc.dialer, client)
+	m.WatchPending(f)
+	return &Handling{Pipeline: p, Follower: f, writer: w, kafka: kc, metrics: m}, nil
 }
 
 // Close releases the writers and the Kafka connections. Call it once nothing
@@ -106,7 +113,8 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	// workflow's backoff: one setting for both.
 	ccfg := cfg.Consumer
 	ccfg.Brokers, ccfg.GroupID, ccfg.Topic, ccfg.Dialer = cfg.Brokers, cfg.GroupID, cfg.OrdersTopic, h.kafka.dialer
-	ccfg.Fatal, ccfg.KeyFunc, ccfg.Observer, ccfg.Logger = kafkasec.Permanent, pipeline.OrderKey, h.metrics, &log
+	ccfg.Fatal, ccfg.KeyFunc, ccfg.Logger = kafkasec.Permanent, pipeline.OrderKey, &log
+	ccfg.Observer = observers{h.metrics, h.Follower}
 	ccfg.RetryInitialInterval, ccfg.RetryMaxInterval = cfg.Workflow.RetryInitialInterval, cfg.Workflow.RetryMaxInterval
 	c, err := consumer.New(ccfg, h.Pipeline)
 	if err != nil {
@@ -124,6 +132,27 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 		}
 	}
 	return a, nil
+}
+
+// observers tells every one of its observers of the consumer's events.
+type observers []consumer.Observer
+
+func (os observers) Committed(took time.Duration, err error) {
+	for _, o := range os {
+		o.Committed(took, err)
+	}
+}
+
+func (os observers) Assigned(partitions []int) {
+	for _, o := range os {
+		o.Assigned(partitions)
+	}
+}
+
+func (os observers) Revoked(partitions []int) {
+	for _, o := range os {
+		o.Revoked(partitions)
+	}
 }
 
 // tokenSource builds the Webex token source the configuration names: a fixed
@@ -197,7 +226,15 @@ func (a *App) Run(ctx context.Context) error {
 		}()
 		a.log.Info().Str("addr", a.ln.Addr().String()).Msg("serving /metrics, /healthz and /readyz")
 	}
+	if err := a.ensureFollowUpsTopic(ctx); err != nil {
+		return err
+	}
+	fctx, stopFollower := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = a.Follower.Run(fctx) }()
 	err := a.consumer.Run(ctx)
+	// The consumer revoked its partitions from the follower as it left.
+	stopFollower()
 	a.log.Info().Msg("provisioner stopped")
 	return err
 }

@@ -75,6 +75,13 @@ type Config struct {
 	LogFormat string
 }
 
+func (cfg Config) followUpsTopic() string {
+	if t := cfg.Pipeline.FollowUp.Topic; t != "" {
+		return t
+	}
+	return pipeline.DefaultFollowUpConfig().Topic
+}
+
 // DefaultConfig returns the configuration used where nothing is set: the
 // service's names, and each part's own defaults.
 func DefaultConfig() Config {
@@ -115,12 +122,13 @@ func (cfg *Config) Validate() error {
 	topics := map[string]string{}
 	for _, t := range []struct{ flag, val string }{
 		{"orders-topic", cfg.OrdersTopic}, {"outcomes-topic", cfg.OutcomesTopic}, {"dead-letter-topic", cfg.DeadLetterTopic},
+		{"followups-topic", cfg.followUpsTopic()},
 	} {
 		switch {
 		case t.val == "":
 			bad("--%s (%s) is empty: name the topic", t.flag, EnvName(t.flag))
 		case topics[t.val] != "":
-			bad("--%s and --%s are both %q: the three topics must differ", topics[t.val], t.flag, t.val)
+			bad("--%s and --%s are both %q: the topics must differ", topics[t.val], t.flag, t.val)
 		default:
 			topics[t.val] = t.flag
 		}
@@ -199,6 +207,17 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Limiter.Rate < 0 {
 		bad("--webex-rate-limit must be 0 (no limit) or more, not %v", cfg.Limiter.Rate)
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"pending-sweep-interval", cfg.Pipeline.FollowUp.SweepInterval}, {"pending-max-sweep-interval", cfg.Pipeline.FollowUp.MaxSweepInterval}, {"pending-deadline", cfg.Pipeline.FollowUp.Deadline}} {
+		if d.v < 0 {
+			bad("--%s must be a positive duration, not %s", d.flag, d.v)
+		}
+	}
+	if cfg.Pipeline.FollowUp.ConsentMoveAfter < 0 {
+		bad("--pending-consent-move-after must be 0 (never) or a positive duration, not %s", cfg.Pipeline.FollowUp.ConsentMoveAfter)
 	}
 	if cfg.Pipeline.MaxRecordBytes < 1024 {
 		bad("--max-record-bytes must be at least 1024, not %d", cfg.Pipeline.MaxRecordBytes)

@@ -29,7 +29,7 @@ func TestConfigValidate(t *testing.T) {
 		{"valid", func(*Config) {}, ""},
 		{"no brokers", func(c *Config) { c.Brokers = nil }, "--brokers (PROVISIONER_BROKERS) is required"},
 		{"broker without port", func(c *Config) { c.Brokers = []string{"kafka-1"} }, `"kafka-1" is not host:port`},
-		{"same topic twice", func(c *Config) { c.OutcomesTopic = c.OrdersTopic }, "the three topics must differ"},
+		{"same topic twice", func(c *Config) { c.OutcomesTopic = c.OrdersTopic }, "the topics must differ"},
 		{"empty group", func(c *Config) { c.GroupID = "" }, "--group-id (PROVISIONER_GROUP_ID) is empty"},
 		{"bad base URL", func(c *Config) { c.Client.BaseURL = "webexapis.com/v1" }, "--webex-base-url"},
 		{"base URL without the version", func(c *Config) { c.Client.BaseURL = "http://127.0.0.1:8080" }, "does not look like an API root: it must end with the API version"},

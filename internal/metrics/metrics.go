@@ -142,6 +142,9 @@ func (m *Metrics) Assigned(partitions []int) {
 	m.assigned.Set(float64(len(partitions)))
 }
 
+// Revoked records that a generation's partitions were released (consumer observer).
+func (m *Metrics) Revoked([]int) { m.assigned.Set(0) }
+
 // Transport wraps an HTTP transport to count and time Webex calls. The endpoint
 // label is the path template, never a subscriber id or a query.
 func (m *Metrics) Transport(next http.RoundTripper) http.RoundTripper {
@@ -313,4 +316,38 @@ func (c *limiterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descLimThrottle, prometheus.CounterValue, float64(s.Throttled))
 	ch <- prometheus.MustNewConstMetric(descLimPauses, prometheus.CounterValue, float64(s.Pauses))
 	ch <- prometheus.MustNewConstMetric(descLimInProg, prometheus.GaugeValue, float64(s.InProgress))
+}
+
+// PendingSource tells how many orders wait on their end user in this
+// member's partitions and since when the oldest waits (*pipeline.Follower).
+type PendingSource interface {
+	Stats() (pending int, oldest time.Time)
+}
+
+// WatchPending exports the orders waiting on their end user: how many, and
+// how long the oldest has waited, with no per-subscriber label.
+func (m *Metrics) WatchPending(src PendingSource) {
+	m.reg.MustRegister(&pendingCollector{src: src})
+}
+
+var (
+	descPending    = prometheus.NewDesc(ns+"_pending_orders", "Orders answered pending_user_action and still followed by this instance, until their subscriber leaves the pending state.", nil, nil)
+	descPendingAge = prometheus.NewDesc(ns+"_pending_oldest_age_seconds", "How long the oldest order followed by this instance has waited on its end user (0: none).", nil, nil)
+)
+
+type pendingCollector struct{ src PendingSource }
+
+func (c *pendingCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descPending
+	ch <- descPendingAge
+}
+
+func (c *pendingCollector) Collect(ch chan<- prometheus.Metric) {
+	n, oldest := c.src.Stats()
+	age := 0.0
+	if n > 0 {
+		age = time.Since(oldest).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(n))
+	ch <- prometheus.MustNewConstMetric(descPendingAge, prometheus.GaugeValue, age)
 }

@@ -179,7 +179,7 @@ type countingProvisioner struct {
 	orders []string
 }
 
-func (c *countingProvisioner) Provision(ctx context.Context, o schemas.Order, _ provisioning.Wait) (provisioning.Result, error) {
+func (c *countingProvisioner) Run(ctx context.Context, o schemas.Order, _ provisioning.Wait) (provisioning.Result, error) {
 	c.mu.Lock()
 	c.orders = append(c.orders, o.OrderID)
 	c.mu.Unlock()
@@ -192,7 +192,7 @@ func (c *countingProvisioner) calls() int {
 	return len(c.orders)
 }
 
-var _ Provisioner = (*countingProvisioner)(nil)
+var _ Workflow = (*countingProvisioner)(nil)
 
 // corpusRecord is a record as the consumer would fetch it from the orders topic.
 func corpusRecord(value []byte, offset int64) kafka.Message {

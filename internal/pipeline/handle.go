@@ -30,26 +30,49 @@ func (p *Pipeline) handle(ctx context.Context, r *job) (answer, error) {
 		return answer{}, &schemas.Fault{Class: schemas.ErrorClassInvalidInput, Step: schemas.StepValidate, Reason: schemas.ReasonDuplicateOrderID,
 			Message: "order id " + o.OrderID + " was already used for an order with different content; send changes under a new order id"}
 	}
-	if o.Action != schemas.ActionProvision {
-		return answer{}, &schemas.Fault{Class: schemas.ErrorClassPermanent, Step: schemas.StepValidate, Reason: schemas.ReasonUnsupportedAction,
-			Message: fmt.Sprintf("action %q is not supported by this version of the provisioner", o.Action)}
-	}
-	res, err := p.wf.Provision(r.log.WithContext(ctx), o, r.wait)
+	res, err := p.wf.Run(r.log.WithContext(ctx), o, r.wait)
 	if err != nil {
 		return answer{}, err
 	}
 	out := p.outcome(r, o.OrderID, res.Status)
 	out.Attempts = res.Attempts
-	out.Subscriber = &schemas.SubscriberRef{
-		ID:             res.Subscriber.ID,
-		PersonID:       res.Subscriber.PersonID,
-		WebexStatus:    res.Subscriber.Status,
-		Packages:       res.Subscriber.Packages,
-		AlreadyExisted: res.AlreadyExisted,
-		FoundByLookup:  res.FoundByLookup,
-	}
+	out.Subscriber = subscriberRef(res)
 	out.Precheck = precheckOf(res.Precheck)
-	return answer{outcome: &out}, nil
+	switch res.Status {
+	case schemas.StatusUpdated:
+		changed := res.Changed
+		out.Changed = &changed
+	case schemas.StatusRemoved:
+		out.AlreadyAbsent = res.AlreadyAbsent
+	}
+	a := answer{outcome: &out}
+	switch res.Status {
+	case schemas.StatusPendingUserAction:
+		a.followUp = p.followUpOf(r, out)
+	case schemas.StatusRemoved:
+		if p.follower != nil {
+			// Its same key puts it on the partition of the orders it ends.
+			p.follower.Supersede(ctx, r.msg.Partition, o.CustomerID, o.Email, o.OrderID)
+		}
+	}
+	return a, nil
+}
+
+// subscriberRef is what an outcome says of the result's subscriber; nil
+// when there is none (a remove of a subscriber already gone).
+func subscriberRef(res provisioning.Result) *schemas.SubscriberRef {
+	if res.Subscriber.ID == "" {
+		return nil
+	}
+	return &schemas.SubscriberRef{
+		ID:               res.Subscriber.ID,
+		PersonID:         res.Subscriber.PersonID,
+		WebexStatus:      res.Subscriber.Status,
+		Packages:         res.Subscriber.Packages,
+		AlreadyExisted:   res.AlreadyExisted,
+		FoundByLookup:    res.FoundByLookup,
+		PreviousPackages: res.PreviousPackages,
+	}
 }
 
 // wait is the workflow's wait for this record: its worker slot is given back

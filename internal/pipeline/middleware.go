@@ -129,6 +129,15 @@ func (p *Pipeline) records(r *job, a answer) ([]kafka.Message, error) {
 		}
 		msgs = append(msgs, m)
 	}
+	if a.followUp != nil {
+		// Before the outcome: a pending outcome whose follow-up was lost
+		// would never get its final one.
+		m, err := p.pub.FollowUp(a.followUp.OrderID, r.msg.Partition, a.followUp)
+		if err != nil {
+			return nil, fmt.Errorf("building follow-up record: %w", err)
+		}
+		msgs = append(msgs, m)
+	}
 	if a.outcome != nil {
 		m, err := p.pub.Outcome(r.msg.Key, *a.outcome)
 		if err != nil {

@@ -17,15 +17,18 @@ import (
 	"github.com/acme-sp/wholesale-provisioner/schemas"
 )
 
-// Provisioner runs the Webex workflow of one order, waiting through wait.
-type Provisioner interface {
-	Provision(ctx context.Context, o schemas.Order, wait provisioning.Wait) (provisioning.Result, error)
+// Workflow carries out one order on Webex, waiting through wait.
+type Workflow interface {
+	Run(ctx context.Context, o schemas.Order, wait provisioning.Wait) (provisioning.Result, error)
 }
 
 // Publisher builds and durably writes outcome and dead-letter records.
 type Publisher interface {
 	Outcome(key []byte, o schemas.Outcome) (kafka.Message, error)
 	DeadLetter(orig kafka.Message, d schemas.DeadLetter) (kafka.Message, error)
+	// FollowUp builds the follow-up record of an order (nil f: its tombstone)
+	// for the given partition of the follow-up topic.
+	FollowUp(orderID string, partition int, f *schemas.FollowUp) (kafka.Message, error)
 	Publish(ctx context.Context, msgs ...kafka.Message) error
 }
 
@@ -44,6 +47,8 @@ type Config struct {
 	// catch an order id reused for different content. Default 20000; negative
 	// disables the check.
 	RememberOrders int
+	// FollowUp is the follow-up of orders left pending on their end user.
+	FollowUp FollowUpConfig
 	// Observer is told of every answered record (for metrics). Default: none.
 	Observer Observer
 	// Logger receives one line per finished order. Default: a disabled logger.
@@ -55,7 +60,7 @@ type Config struct {
 // DefaultConfig returns the defaults of the optional settings, the values
 // the zero fields take.
 func DefaultConfig() Config {
-	return Config{MaxRecordBytes: 256 << 10, PublishRetryMaxInterval: 10 * time.Second, RememberOrders: 20000}
+	return Config{MaxRecordBytes: 256 << 10, PublishRetryMaxInterval: 10 * time.Second, RememberOrders: 20000, FollowUp: DefaultFollowUpConfig()}
 }
 
 func (c *Config) setDefaults() {
@@ -76,6 +81,7 @@ func (c *Config) setDefaults() {
 	if c.RememberOrders == 0 {
 		c.RememberOrders = d.RememberOrders
 	}
+	c.FollowUp.setDefaults()
 }
 
 // Observer is told of every answered record: its outcome status ("" when no
@@ -88,16 +94,18 @@ type Observer interface {
 // Pipeline is a consumer.Handler for the orders topic. It is safe for concurrent use.
 type Pipeline struct {
 	cfg  Config
-	wf   Provisioner
+	wf   Workflow
 	pub  Publisher
 	log  zerolog.Logger
 	seen *seenOrders
 	// run is the order's handling inside its cross-cutting steps.
 	run Handler
+	// follower follows the orders left pending; nil when none does (tests).
+	follower *Follower
 }
 
 // New returns a Pipeline.
-func New(cfg Config, wf Provisioner, pub Publisher) *Pipeline {
+func New(cfg Config, wf Workflow, pub Publisher) *Pipeline {
 	cfg.setDefaults()
 	p := &Pipeline{cfg: cfg, wf: wf, pub: pub, log: *cfg.Logger, seen: newSeenOrders(cfg.RememberOrders)}
 	// Outermost first: the answer is reported once it is published; a failure
@@ -106,10 +114,13 @@ func New(cfg Config, wf Provisioner, pub Publisher) *Pipeline {
 	return p
 }
 
-// answer is what one record produced: an outcome, a dead letter, or both.
+// answer is what one record produced: an outcome, a dead letter, or both;
+// and, for an order left pending on its end user, the record that has its
+// subscriber followed to the end (followup.go).
 type answer struct {
-	outcome *schemas.Outcome
-	dead    *schemas.DeadLetter
+	outcome  *schemas.Outcome
+	dead     *schemas.DeadLetter
+	followUp *schemas.FollowUp
 }
 
 // workerSlot is the consumer's worker slot of one record (consumer.Slot),

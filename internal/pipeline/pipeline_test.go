@@ -23,7 +23,7 @@ import (
 // provisionerFunc fakes the workflow.
 type provisionerFunc func(ctx context.Context, o schemas.Order) (provisioning.Result, error)
 
-func (f provisionerFunc) Provision(ctx context.Context, o schemas.Order, _ provisioning.Wait) (provisioning.Result, error) {
+func (f provisionerFunc) Run(ctx context.Context, o schemas.Order, _ provisioning.Wait) (provisioning.Result, error) {
 	return f(ctx, o)
 }
 
@@ -307,11 +307,11 @@ func TestInvalidRecords(t *testing.T) {
 		{"not JSON", []byte(`{"orderId": "o-1",`), schemas.ReasonInvalidJSON, false},
 		{"too large", big, schemas.ReasonRecordTooLarge, false},
 		{"schema violation with an order id", []byte(`{"schemaVersion":1,"orderId":"o-2","action":"provision"}`), schemas.ReasonSchemaViolation, true},
-		{"unsupported action", mustJSON(t, func() schemas.Order {
+		{"a remove that carries provisioning parameters", mustJSON(t, func() schemas.Order {
 			o := sample.Order("p", 2, time.Now())
 			o.Action = schemas.ActionRemove
 			return o
-		}()), schemas.ReasonUnsupportedAction, true},
+		}()), schemas.ReasonSchemaViolation, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

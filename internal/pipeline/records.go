@@ -29,7 +29,11 @@ func EventID(orderID string, digest [sha256.Size]byte, replay int) string {
 	b = append(b, digest[:]...)
 	b = append(b, 0)
 	b = strconv.AppendInt(b, int64(replay), 10)
-	sum := sha1.Sum(b)
+	return uuidOf(sha1.Sum(b))
+}
+
+// uuidOf lays a SHA-1 sum out as a name-based UUID (version 5).
+func uuidOf(sum [sha1.Size]byte) string {
 	sum[6] = (sum[6] & 0x0f) | 0x50
 	sum[8] = (sum[8] & 0x3f) | 0x80
 	var id [36]byte

@@ -41,6 +41,27 @@ func Order(runID string, i int, at time.Time) schemas.Order {
 	return o
 }
 
+// Update returns an update order of o's subscriber to the given package,
+// with its own order id (o's plus suffix). Moving to a calling package it
+// carries the number and extension Webex then needs, and never the names.
+func Update(o schemas.Order, suffix, pkg string, at time.Time) schemas.Order {
+	u := schemas.Order{SchemaVersion: 1, OrderID: o.OrderID + "-" + suffix, Action: schemas.ActionUpdate,
+		OccurredAt: at.UTC().Truncate(time.Millisecond), CustomerID: o.CustomerID, Email: o.Email, Packages: []string{pkg}}
+	if schemas.IsCallingPackage(pkg) {
+		n := len(o.OrderID)
+		u.ProvisioningParameters = &schemas.ProvisioningParameters{
+			PrimaryPhoneNumber: fmt.Sprintf("+1240556%04d", n%10000), Extension: fmt.Sprintf("%05d", 20000+n%70000),
+		}
+	}
+	return u
+}
+
+// Remove returns a remove order of o's subscriber, with its own order id.
+func Remove(o schemas.Order, suffix string, at time.Time) schemas.Order {
+	return schemas.Order{SchemaVersion: 1, OrderID: o.OrderID + "-" + suffix, Action: schemas.ActionRemove,
+		OccurredAt: at.UTC().Truncate(time.Millisecond), CustomerID: o.CustomerID, Email: o.Email}
+}
+
 // Key is the Kafka key of an order: its subscriber, so that every order of one
 // subscriber lands on one partition, in order.
 func Key(o schemas.Order) []byte {
@@ -114,6 +135,10 @@ const (
 	RejectDomain  = "reject.example"
 	PendingDomain = "free.example"
 	ErrorDomain   = "error.example"
+	// AcceptDomain holds users who consent to the migration after a while;
+	// DeclineDomain users whose migration fails into status error.
+	AcceptDomain  = "accepts.example"
+	DeclineDomain = "migration-fails.example"
 )
 
 // WithDomain returns o for a subscriber in another email domain, with its own order id.
