@@ -34,6 +34,7 @@ func parse(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool
 
 // bindSimFlags declares the simulator's settings on fs.
 func bindSimFlags(fs interface {
+	BoolVar(*bool, string, bool, string)
 	DurationVar(*time.Duration, string, time.Duration, string)
 	Float64Var(*float64, string, float64, string)
 	IntVar(*int, string, int, string)
@@ -54,6 +55,11 @@ func bindSimFlags(fs interface {
 	fs.IntVar(&cfg.PrecheckInfoCode, "sim-precheck-info-code", cfg.PrecheckInfoCode, "infoCode of a successful precheck (0: 100, the usual one)")
 	fs.StringVar(&cfg.PendingMigrationDomain, "sim-pending-domain", cfg.PendingMigrationDomain, "emails in this domain get 202 pending_user_migration")
 	fs.StringVar(&cfg.ErrorDomain, "sim-error-domain", cfg.ErrorDomain, "emails in this domain end in status error")
+	fs.StringVar(&cfg.AcceptDomain, "sim-accept-domain", cfg.AcceptDomain, "emails in this domain get 202 pending_user_migration, then provisioned after --sim-pending-resolve-delay")
+	fs.StringVar(&cfg.DeclineDomain, "sim-decline-domain", cfg.DeclineDomain, "emails in this domain get 202 pending_user_migration, then status error after --sim-pending-resolve-delay")
+	fs.DurationVar(&cfg.PendingResolveDelay, "sim-pending-resolve-delay", cfg.PendingResolveDelay, "how long a subscriber of the accept or decline domain waits on its user")
+	fs.DurationVar(&cfg.UpdateDelay, "sim-update-delay", cfg.UpdateDelay, "time an updated subscriber stays 'updating' (0: at once)")
+	fs.BoolVar(&cfg.Faults.LostResponseAll, "sim-lost-response-all", cfg.Faults.LostResponseAll, "lose the answers of updates and removes too, at --sim-lost-response-rate")
 }
 
 // dlqOptions are the command-line settings of `provisioner dlq inspect` and

@@ -36,6 +36,9 @@ const shutdownGrace = 5 * time.Second
 //	PUT  /_sim/token        {"token":"..."} → 204, as SetToken
 //	PUT  /_sim/latency      {"latency":"50ms"} → 204, as SetLatency
 //	GET  /_sim/subscribers  200 {"items":[...]}, as Subscribers
+//	POST /_sim/resolve      {"email":"...","status":"provisioned"|"error"} → 204,
+//	                        as ResolvePending; 404 when no subscriber of that
+//	                        email is pending
 func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	type route struct{ method, path string }
 	switch (route{r.Method, r.URL.Path}) {
@@ -91,6 +94,24 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	case route{http.MethodGet, adminPrefix + "subscribers"}:
 		writeJSON(w, http.StatusOK, provisioning.SubscriberList{Items: s.Subscribers()})
+	case route{http.MethodPost, adminPrefix + "resolve"}:
+		var body struct {
+			Email  string `json:"email"`
+			Status string `json:"status"`
+		}
+		if err := decodeAdmin(r, &body); err != nil {
+			adminError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if _, ok := resolution(body.Status); !ok || body.Email == "" {
+			adminError(w, http.StatusBadRequest, `the body must be {"email":"...","status":"provisioned" or "error"}`)
+			return
+		}
+		if !s.ResolvePending(body.Email, body.Status) {
+			adminError(w, http.StatusNotFound, "no subscriber of this email waits on its end user")
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	default:
 		adminError(w, http.StatusNotFound, "no such admin endpoint or method")
 	}

@@ -533,6 +533,8 @@ func TestMethodsAndPaths(t *testing.T) {
 		{http.MethodPut, provisioning.PathValidate, "POST"},
 		{http.MethodPost, provisioning.PathSubscribers + "/" + sub.ID, "GET, PUT, DELETE"},
 		{http.MethodPatch, provisioning.PathSubscribers + "/" + sub.ID, "GET, PUT, DELETE"},
+		{http.MethodGet, "/subscribers/" + sub.ID + "/emails/consentMove", "POST"},
+		{http.MethodPut, "/subscribers/" + sub.ID + "/emails/consentMove", "POST"},
 	} {
 		res := h.do(call{method: c.method, path: c.path, body: "{}"})
 		wantError(t, res, http.StatusMethodNotAllowed, 0)
@@ -546,6 +548,12 @@ func TestMethodsAndPaths(t *testing.T) {
 		provisioning.PathSubscribers + "/a/b",
 		h.srv.URL + "/v2" + provisioning.PathSubscribers,
 		h.srv.URL + provisioning.PathSubscribers,
+		"/subscribers/" + sub.ID,
+		"/subscribers/" + sub.ID + "/emails",
+		"/subscribers//emails/consentMove",
+		"/subscribers/a/b/emails/consentMove",
+		provisioning.PathSubscribers + "/" + sub.ID + "/emails/consentMove",
+		h.srv.URL + "/subscribers/" + sub.ID + "/emails/consentMove",
 	} {
 		wantError(t, h.do(call{method: http.MethodGet, path: path}), http.StatusNotFound, 0)
 	}

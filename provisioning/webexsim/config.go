@@ -31,6 +31,10 @@ const (
 	// PermanentRejectCode is the errorCode of a create refused by the Permanent
 	// fault (403).
 	PermanentRejectCode = 10403
+	// MigrationErrorCode is the errorCode in errors[] of a subscriber whose
+	// pending user migration ended in status "error" (DeclineDomain, or
+	// Server.ResolvePending to error).
+	MigrationErrorCode = 1235
 )
 
 // Config configures a Server. The zero value is a usable simulator: any bearer
@@ -87,8 +91,26 @@ type Config struct {
 
 	// PendingMigrationDomain holds the emails that already have a free Webex
 	// account: provisioning them is answered 202 with status
-	// "pending_user_migration", which never changes. Default "free.example".
+	// "pending_user_migration", which never changes unless a test calls
+	// Server.ResolvePending (or POST /_sim/resolve). Default "free.example".
 	PendingMigrationDomain string
+	// AcceptDomain holds emails whose free Webex account is moved once the user
+	// consents: provisioning them is answered 202 "pending_user_migration", as
+	// for PendingMigrationDomain, and PendingResolveDelay later the subscriber
+	// shows "provisioned" with a personId, lastStatusChange being that time.
+	// It is how a test follows a pending subscriber to its end. Default "":
+	// none. The domains of this Config must differ from each other.
+	AcceptDomain string
+	// DeclineDomain is AcceptDomain for users who never consent: after 202
+	// "pending_user_migration" and PendingResolveDelay the subscriber shows
+	// status "error", with errors[] holding MigrationErrorCode. Default "": none.
+	DeclineDomain string
+	// PendingResolveDelay is how long subscribers in AcceptDomain and
+	// DeclineDomain stay "pending_user_migration". Default 0: resolved at once,
+	// so that only the create's 202 answer shows the pending status and the
+	// first read after it (GET or list) shows the outcome; a consent move is
+	// then answered 409. Give a delay to see the pending status in reads.
+	PendingResolveDelay time.Duration
 	// ErrorDomain holds the emails whose provisioning fails: the subscriber is
 	// created with status "provisioning" and then (after ProvisioningDelay, or at
 	// once for the next GET) shows status "error" with errors[] holding
@@ -98,6 +120,18 @@ type Config struct {
 	// first and "provisioned" after this delay, as later GET and list calls show.
 	// Default 0: provisioned at once, as in Cisco's OpenAPI status enum.
 	ProvisioningDelay time.Duration
+	// UpdateDelay, when positive, makes a provisioned subscriber show status
+	// "updating" for this long after a PUT, then "provisioned" again, as the
+	// PUT's answer and later GET and list calls show; lastStatusChange moves at
+	// both changes. The new packages show at once, in the PUT's answer too, so
+	// that a client that lost the answer can see that its PUT took effect. A
+	// PUT while "provisioning" or "updating" is answered 409. Default 0: the
+	// update is in effect at once and the status stays "provisioned" (and
+	// lastStatusChange does not move), as in Cisco's OpenAPI status enum. A
+	// subscriber pending on its end user or in error only has its packages
+	// replaced, at once: Cisco documents the update for provisioned
+	// subscribers, and the simulator does not guess further.
+	UpdateDelay time.Duration
 
 	// Seed seeds the randomness of faults and jitter. Default 0: time-based.
 	Seed int64
@@ -128,13 +162,20 @@ type FaultRates struct {
 	Timeout float64 `json:"timeout"`
 	// Reset closes the connection without an answer.
 	Reset float64 `json:"reset"`
-	// LostResponse applies to POST /wholesale/subscribers only: the endpoint acts
-	// (it creates the subscriber when it can), then its answer is replaced by 504,
-	// or by a connection reset when LostResponseAsReset is set, so that the client
-	// cannot know what happened.
+	// LostResponse applies to POST /wholesale/subscribers (and, with
+	// LostResponseAll, to PUT and DELETE /wholesale/subscribers/{id}): the
+	// endpoint acts (it creates, updates or removes the subscriber when it can),
+	// then its answer is replaced by 504, or by a connection reset when
+	// LostResponseAsReset is set, so that the client cannot know what happened.
 	LostResponse float64 `json:"lostResponse"`
 	// LostResponseAsReset makes a lost response a connection reset instead of 504.
 	LostResponseAsReset bool `json:"lostResponseAsReset"`
+	// LostResponseAll extends LostResponse, at the same rate, to updates (PUT)
+	// and removes (DELETE), whose unknown fate a careful client resolves by
+	// looking the subscriber up before it sends the call again. Default false:
+	// creates only. The precheck, reads and consent moves, which a client may
+	// repeat freely, are never affected.
+	LostResponseAll bool `json:"lostResponseAll"`
 	// Permanent is the share of emails whose create (POST /wholesale/subscribers)
 	// is always refused with 403 and PermanentRejectCode, before the endpoint
 	// acts, however often it is sent: a customer this partner does not manage.
@@ -143,6 +184,17 @@ type FaultRates struct {
 	// must fail. The precheck of such an email passes. It counts apart from the
 	// status and connection faults, like LostResponse.
 	Permanent float64 `json:"permanent"`
+}
+
+// losesAnswer reports whether LostResponse applies to the endpoint.
+func (f *FaultRates) losesAnswer(ep endpoint) bool {
+	switch ep {
+	case epCreate:
+		return true
+	case epUpdate, epDelete:
+		return f.LostResponseAll
+	}
+	return false
 }
 
 // zero reports whether no fault is enabled.
@@ -257,8 +309,26 @@ func (c Config) Validate() error {
 		return errors.New("timeout hold must not be negative")
 	case c.ProvisioningDelay < 0:
 		return errors.New("provisioning delay must not be negative")
+	case c.UpdateDelay < 0:
+		return errors.New("update delay must not be negative")
+	case c.PendingResolveDelay < 0:
+		return errors.New("pending resolve delay must not be negative")
 	case math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) || c.RateLimit < 0:
 		return fmt.Errorf("rate limit %v: want a finite number of requests per second, 0 for none", c.RateLimit)
+	}
+	// Each domain decides what a create does: one in two roles would be
+	// decided by the order of the checks, silently.
+	domains := []struct{ name, v string }{
+		{"pending migration domain", c.PendingMigrationDomain}, {"accept domain", c.AcceptDomain},
+		{"decline domain", c.DeclineDomain}, {"error domain", c.ErrorDomain},
+	}
+	for i, a := range domains {
+		for _, b := range domains[i+1:] {
+			av, bv := strings.ToLower(strings.TrimSpace(a.v)), strings.ToLower(strings.TrimSpace(b.v))
+			if av != "" && av == bv {
+				return fmt.Errorf("%s and %s are both %q: give each its own domain", a.name, b.name, a.v)
+			}
+		}
 	}
 	if err := c.Faults.Validate(); err != nil {
 		return err

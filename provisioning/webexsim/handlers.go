@@ -71,9 +71,17 @@ const (
 	msgNotFound      = "Subscriber not found."
 	msgNotManaged    = "The customer is not managed by this partner."
 	msgNotEntitled   = "The partner organization is not entitled to use this API (wxc-wholesale)."
+	msgBusy          = "The subscriber is being changed: try again when its status is no longer provisioning or updating"
 )
 
-// provisionBody is the body of the provision and update calls. It reuses
+// migrationErrors are the errors[] of a subscriber in DeclineDomain once its
+// user migration failed.
+var migrationErrors = []provisioning.ErrorItem{{
+	ErrorCode:   MigrationErrorCode,
+	Description: "The user did not consent to moving their existing Webex account: the user migration failed.",
+}}
+
+// provisionBody is the body of the provision call. It reuses
 // provisioning.ProvisionRequest but takes provisioningParameters as a pointer,
 // which hides the embedded field, so that a missing object can be told from an
 // empty one: the provision call requires it.
@@ -303,44 +311,43 @@ func (s *Server) create(r *http.Request) reply {
 		return emailInUse()
 	}
 
-	now := time.Now().UTC()
-	stamp := now.Format(timeLayout)
-	rec := &record{key: key, sub: provisioning.Subscriber{
+	now := time.Now()
+	at := instantOf(now)
+	rec := &record{key: key, created: at.ms, changed: at.ms, sub: provisioning.Subscriber{
 		ID:                 webexID(subscriberIDPrefix),
 		Email:              strings.TrimSpace(req.Email),
 		CustomerID:         req.CustomerID,
 		ExternalCustomerID: externalCustomerID(req.CustomerID),
 		Package:            basePackage(pkgs),
 		Packages:           pkgs,
-		Created:            stamp,
-		LastStatusChange:   stamp,
+		Created:            at.stamp,
+		LastStatusChange:   at.stamp,
 	}}
 	status := http.StatusOK
 	switch {
 	case domain == s.pendingDom:
 		status = http.StatusAccepted
 		rec.sub.Status = provisioning.SubscriberPendingUserMigration
+	case domain == s.acceptDom:
+		// The user accepts the move: pending first, as Webex answers, then
+		// provisioned. With no delay the settlement is due at once, so that
+		// the first read after this answer shows it.
+		status = http.StatusAccepted
+		rec.sub.Status = provisioning.SubscriberPendingUserMigration
+		rec.settle = settleAt(at.t.Add(s.cfg.PendingResolveDelay), provisioning.SubscriberProvisioned, webexID(personIDPrefix), nil)
+	case domain == s.declineDom:
+		status = http.StatusAccepted
+		rec.sub.Status = provisioning.SubscriberPendingUserMigration
+		rec.settle = settleAt(at.t.Add(s.cfg.PendingResolveDelay), provisioning.SubscriberError, "", migrationErrors)
 	case domain == s.errorDom:
 		rec.sub.Status = provisioning.SubscriberProvisioning
-		at := now.Add(s.cfg.ProvisioningDelay)
-		rec.settle = &settlement{
-			at:     at,
-			status: provisioning.SubscriberError,
-			errors: []provisioning.ErrorItem{{
-				ErrorCode:   ProvisioningErrorCode,
-				Description: "Provisioning the subscriber failed.",
-			}},
-			lastStatusChange: at.Format(timeLayout),
-		}
+		rec.settle = settleAt(at.t.Add(s.cfg.ProvisioningDelay), provisioning.SubscriberError, "", []provisioning.ErrorItem{{
+			ErrorCode:   ProvisioningErrorCode,
+			Description: "Provisioning the subscriber failed.",
+		}})
 	case s.cfg.ProvisioningDelay > 0:
 		rec.sub.Status = provisioning.SubscriberProvisioning
-		at := now.Add(s.cfg.ProvisioningDelay)
-		rec.settle = &settlement{
-			at:               at,
-			status:           provisioning.SubscriberProvisioned,
-			personID:         webexID(personIDPrefix),
-			lastStatusChange: at.Format(timeLayout),
-		}
+		rec.settle = settleAt(at.t.Add(s.cfg.ProvisioningDelay), provisioning.SubscriberProvisioned, webexID(personIDPrefix), nil)
 	default:
 		rec.sub.Status = provisioning.SubscriberProvisioned
 		rec.sub.PersonID = webexID(personIDPrefix)
@@ -393,7 +400,37 @@ func (s *Server) list(r *http.Request) reply {
 		personID:           q.Get("personId"),
 		externalCustomerID: q.Get("externalCustomerId"),
 	}
-	items, more := s.store.list(&f, offset, limit, time.Now())
+	var ok bool
+	if v := q.Get("after"); v != "" {
+		if f.createdAfter, ok = parseInstant(v); !ok {
+			return errReply(http.StatusBadRequest, "The after parameter must be a time in epoch milliseconds or ISO 8601 (RFC 3339).")
+		}
+		f.byCreatedAfter = true
+	}
+	if v := q.Get("lastStatusChange"); v != "" {
+		if f.changedAfter, ok = parseInstant(v); !ok {
+			return errReply(http.StatusBadRequest, "The lastStatusChange parameter must be a time in epoch milliseconds or ISO 8601 (RFC 3339).")
+		}
+		f.byChangedAfter = true
+	}
+	var order listOrder
+	switch q.Get("sortBy") {
+	case "", "created":
+	case "lastStatusChange":
+		order.byLastStatusChange = true
+	default:
+		return errReply(http.StatusBadRequest, "The sortBy parameter must be created or lastStatusChange.")
+	}
+	// The description names ASC and DESC, in capitals: take exactly those, so
+	// that a client relying on a looser spelling finds out here.
+	switch q.Get("sortOrder") {
+	case "", "ASC":
+	case "DESC":
+		order.descending = true
+	default:
+		return errReply(http.StatusBadRequest, "The sortOrder parameter must be ASC or DESC.")
+	}
+	items, more := s.store.list(&f, order, offset, limit, time.Now())
 	rep := reply{status: http.StatusOK, body: &provisioning.SubscriberList{Items: items}}
 	if more {
 		q.Set("max", strconv.Itoa(limit))
@@ -403,9 +440,46 @@ func (s *Server) list(r *http.Request) reply {
 	return rep
 }
 
-// update serves PUT /wholesale/subscribers/{id}: it replaces the packages.
+// parseInstant reads a time of the after and lastStatusChange list filters,
+// which Cisco's description takes in epoch milliseconds (preferred) or ISO
+// 8601: here RFC 3339, with or without a fraction of a second and with Z or
+// an offset. It returns the time in Unix milliseconds, rounded down.
+func parseInstant(v string) (int64, bool) {
+	digits := true
+	for i := 0; i < len(v); i++ {
+		digits = digits && v[i] >= '0' && v[i] <= '9'
+	}
+	if digits {
+		n, err := strconv.ParseInt(v, 10, 64)
+		return n, err == nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return 0, false
+	}
+	return t.UnixMilli(), true
+}
+
+// updateBody is the body of PUT /wholesale/subscribers/{id} in Cisco's
+// description: the package choice and, for a move from a package without
+// calling to a calling one, provisioningParameters (primaryPhoneNumber,
+// extension, locationId). The description does not say that other fields are
+// refused, so they (firstName and lastName included) are accepted and ignored.
+type updateBody struct {
+	Package                string                               `json:"package"`
+	Packages               []string                             `json:"packages"`
+	ProvisioningParameters *provisioning.ProvisioningParameters `json:"provisioningParameters"`
+}
+
+// update serves PUT /wholesale/subscribers/{id}: it replaces the packages. A
+// subscriber still provisioning or updating is answered 409: the client waits
+// until it settles and tries again.
 func (s *Server) update(r *http.Request, id string) reply {
-	var req provisionBody
+	key, known := s.store.emailOf(id)
+	if known {
+		s.stats.updateCall(key)
+	}
+	var req updateBody
 	if rep, ok := decodeJSON(r, &req); !ok {
 		return rep
 	}
@@ -413,26 +487,57 @@ func (s *Server) update(r *http.Request, id string) reply {
 	if !ok {
 		return rep
 	}
-	old, found := s.store.packagesOf(id)
-	if !found {
+	sub, outcome := s.store.update(id, pkgs, basePackage(pkgs), hasNumber(req.ProvisioningParameters), s.cfg.UpdateDelay, time.Now())
+	switch outcome {
+	case updateNotFound:
 		return errReply(http.StatusNotFound, msgNotFound)
-	}
-	// A number is only needed when a subscriber without calling gets it.
-	if needsNumber(pkgs) && !needsNumber(old) && !hasNumber(req.ProvisioningParameters) {
+	case updateBusy:
+		return errReply(http.StatusConflict, msgBusy+" (status "+sub.Status+").")
+	case updateNumberMissing:
 		return numberMissing()
 	}
-	sub, found := s.store.update(id, pkgs, basePackage(pkgs), time.Now())
-	if !found {
-		return errReply(http.StatusNotFound, msgNotFound)
+	s.stats.updated(key)
+	return reply{
+		status:   http.StatusOK,
+		body:     &sub,
+		location: s.absoluteURL(r, s.base+provisioning.PathSubscribers+"/"+id),
 	}
-	return reply{status: http.StatusOK, body: &sub}
 }
 
-// remove serves DELETE /wholesale/subscribers/{id}.
+// remove serves DELETE /wholesale/subscribers/{id}. The subscriber's email is
+// free again at once.
 func (s *Server) remove(id string) reply {
-	if !s.store.remove(id) {
+	if key, known := s.store.emailOf(id); known {
+		s.stats.removeCall(key)
+	}
+	key, ok := s.store.remove(id)
+	if !ok {
 		return errReply(http.StatusNotFound, msgNotFound)
 	}
+	s.stats.removed(key)
+	return reply{status: http.StatusNoContent}
+}
+
+// consentMove serves POST /subscribers/{id}/emails/consentMove: Webex mails
+// the user of a subscriber in pending_user_migration the request to consent
+// to the move again. A subscriber in another status is answered 409, not 400:
+// the call itself is well formed (it has no body and its only parameter names
+// an existing subscriber), it conflicts with the subscriber's state, which is
+// what the description's 409 ("conflicts with some established rule of the
+// system") is for; both are in the operation's documented statuses.
+func (s *Server) consentMove(id string) reply {
+	status, key, ok := s.store.statusOf(id, time.Now())
+	if !ok {
+		if key, known := s.store.emailOf(id); known {
+			s.stats.consentMoveCall(key)
+		}
+		return errReply(http.StatusNotFound, msgNotFound)
+	}
+	s.stats.consentMoveCall(key)
+	if status != provisioning.SubscriberPendingUserMigration {
+		return errReply(http.StatusConflict, "The subscriber is not in pending_user_migration (status "+status+"): there is no move to consent to.")
+	}
+	s.stats.consentMoved(key)
 	return reply{status: http.StatusNoContent}
 }
 

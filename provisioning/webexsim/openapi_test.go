@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
@@ -105,6 +106,7 @@ func TestOpenAPIConformance(t *testing.T) {
 		collection = "/wholesale/subscribers"
 		item       = "/wholesale/subscribers/{subscriberId}"
 		validate   = "/wholesale/subscribers/validate"
+		consent    = "/subscribers/{subscriberId}/emails/consentMove"
 	)
 
 	res := h.do(call{method: http.MethodPost, path: provisioning.PathValidate, body: provisioning.PrecheckRequest{Email: "a@acme.example"}})
@@ -158,8 +160,34 @@ func TestOpenAPIConformance(t *testing.T) {
 	checkErr(collection, "get", h.do(call{method: http.MethodGet, path: provisioning.PathSubscribers, token: strp("bad")}))
 	checkErr(collection, "post", h.do(call{method: http.MethodPost, path: provisioning.PathSubscribers, body: "{}", contentType: strp("text/plain")}))
 
+	// The consent move: 204 for the pending subscriber, 409 for a provisioned
+	// one, 404 for none; a PUT on a subscriber still updating is 409.
+	pending := h.create(customerA, "p2@free.example").subscriber(t)
+	res = h.do(call{method: http.MethodPost, path: "/subscribers/" + pending.ID + "/emails/consentMove"})
+	if res.status != http.StatusNoContent {
+		t.Errorf("consentMove of a pending subscriber: status %d", res.status)
+	}
+	check(consent, "post", res, nil)
+	checkErr(consent, "post", h.do(call{method: http.MethodPost, path: "/subscribers/" + sub.ID + "/emails/consentMove"}))
+	checkErr(consent, "post", h.do(call{method: http.MethodPost, path: "/subscribers/nope/emails/consentMove"}))
+	checkErr(item, "put", h.do(call{method: http.MethodPut, path: provisioning.PathSubscribers + "/nope",
+		body: map[string]any{"packages": []string{"webex_suite"}}}))
+	slow := newHarness(t, webexsim.Config{UpdateDelay: time.Minute})
+	busy := slow.mustCreate(customerA, "busy@acme.example")
+	slow.do(call{method: http.MethodPut, path: provisioning.PathSubscribers + "/" + busy.ID, body: map[string]any{"packages": []string{"webex_suite"}}})
+	res = slow.do(call{method: http.MethodPut, path: provisioning.PathSubscribers + "/" + busy.ID, body: map[string]any{"packages": []string{"webex_voice"}}})
+	if res.status != http.StatusConflict {
+		t.Errorf("PUT while updating: status %d, want 409", res.status)
+	}
+	checkErr(item, "put", res)
+
 	res = h.do(call{method: http.MethodDelete, path: provisioning.PathSubscribers + "/" + sub.ID})
 	check(item, "delete", res, nil)
+	checkErr(item, "delete", h.do(call{method: http.MethodDelete, path: provisioning.PathSubscribers + "/" + sub.ID}))
+	for _, q := range []string{"?after=1579046400245", "?lastStatusChange=2020-01-15T00:00:00.245Z", "?sortBy=lastStatusChange&sortOrder=DESC"} {
+		check(collection, "get", h.do(call{method: http.MethodGet, path: provisioning.PathSubscribers + q}), list)
+	}
+	checkErr(collection, "get", h.do(call{method: http.MethodGet, path: provisioning.PathSubscribers + "?lastStatusChange=soon"}))
 
 	for _, f := range []webexsim.FaultRates{{Status429: 1}, {Status423: 1}, {Status500: 1}, {Status502: 1}, {Status503: 1}, {Status504: 1}} {
 		h.sim.SetFaults(f)

@@ -36,6 +36,8 @@ type Server struct {
 	rejectEmails map[string]struct{} // lower-cased; read-only after New
 	rejectDomain string
 	pendingDom   string
+	acceptDom    string
+	declineDom   string
 	errorDom     string
 
 	rngMu sync.Mutex
@@ -66,6 +68,8 @@ func New(cfg Config) *Server {
 		rejectEmails: make(map[string]struct{}, len(cfg.PrecheckRejectEmails)),
 		rejectDomain: strings.ToLower(strings.TrimSpace(cfg.PrecheckRejectDomain)),
 		pendingDom:   strings.ToLower(strings.TrimSpace(cfg.PendingMigrationDomain)),
+		acceptDom:    strings.ToLower(strings.TrimSpace(cfg.AcceptDomain)),
+		declineDom:   strings.ToLower(strings.TrimSpace(cfg.DeclineDomain)),
 		errorDom:     strings.ToLower(strings.TrimSpace(cfg.ErrorDomain)),
 		rng:          rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		store:        newStore(),
@@ -145,6 +149,75 @@ func (s *Server) MaxSuccessfulCreates() int {
 	return s.stats.maxCreatesPerEmail()
 }
 
+// UpdateCalls returns the number of PUT /wholesale/subscribers/{id} calls that
+// reached the endpoint naming a subscriber of this email (compared
+// case-insensitively), stored or removed, whatever their answer, lost
+// responses included.
+func (s *Server) UpdateCalls(email string) int {
+	return s.stats.forEmail(email).updateCalls
+}
+
+// SuccessfulUpdates returns the number of updates that took effect (answered
+// 200, or lost after taking effect) on subscribers of this email.
+func (s *Server) SuccessfulUpdates(email string) int {
+	return s.stats.forEmail(email).updates
+}
+
+// RemoveCalls returns the number of DELETE /wholesale/subscribers/{id} calls
+// that reached the endpoint naming a subscriber of this email, stored or
+// already removed (a repeated DELETE, answered 404), lost responses included.
+func (s *Server) RemoveCalls(email string) int {
+	return s.stats.forEmail(email).removeCalls
+}
+
+// SuccessfulRemoves returns the number of subscribers of this email removed;
+// above 1 only when the email was provisioned again after a remove.
+func (s *Server) SuccessfulRemoves(email string) int {
+	return s.stats.forEmail(email).removes
+}
+
+// ConsentMoveCalls returns the number of POST
+// /subscribers/{id}/emails/consentMove calls that reached the endpoint naming
+// a subscriber of this email, stored or removed, whatever their answer.
+func (s *Server) ConsentMoveCalls(email string) int {
+	return s.stats.forEmail(email).consentMoveCalls
+}
+
+// ConsentMoves returns the number of consent move emails sent (answers 204)
+// to the subscriber of this email.
+func (s *Server) ConsentMoves(email string) int {
+	return s.stats.forEmail(email).consentMoves
+}
+
+// ResolvePending ends the wait of the subscriber of this email (compared
+// case-insensitively) on its end user, now, as if the user had answered:
+// status is provisioning.SubscriberProvisioned (the subscriber gets a
+// personId) or provisioning.SubscriberError (errors[] holds
+// MigrationErrorCode), and lastStatusChange is now. It reports false, and
+// changes nothing, when there is no such subscriber or it is not in a
+// pending_* status (already resolved, e.g. by AcceptDomain). It overrides a
+// resolution that AcceptDomain or DeclineDomain planned for later. It panics
+// for another status: a bug in the test that calls it.
+func (s *Server) ResolvePending(email, status string) bool {
+	errs, ok := resolution(status)
+	if !ok {
+		panic("webexsim: ResolvePending to status " + strconv.Quote(status) + ": want provisioned or error")
+	}
+	return s.store.resolve(strings.ToLower(strings.TrimSpace(email)), status, errs, time.Now())
+}
+
+// resolution returns the errors[] of a pending subscriber resolved to status,
+// and false for a status a pending subscriber cannot be resolved to.
+func resolution(status string) ([]provisioning.ErrorItem, bool) {
+	switch status {
+	case provisioning.SubscriberProvisioned:
+		return nil, true
+	case provisioning.SubscriberError:
+		return migrationErrors, true
+	}
+	return nil, false
+}
+
 // Subscribers returns every stored subscriber as it is now, in creation order.
 func (s *Server) Subscribers() []provisioning.Subscriber {
 	return s.store.all(time.Now())
@@ -166,7 +239,8 @@ func (s *Server) BaseURL(hostURL string) string {
 // ServeHTTP serves the API under the base path and the admin endpoints under
 // /_sim/. An API call goes through, in order: latency, authentication (401),
 // the rate limit (429), injected faults, then the endpoint (405 for a wrong
-// method), with LostResponse applied last. Unknown paths are answered 404
+// method), with LostResponse applied last (to creates, and with
+// LostResponseAll to updates and removes too). Unknown paths are answered 404
 // without authentication. A call whose client gives up during the latency is
 // answered 504, which nobody reads, and counted so.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -221,12 +295,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rep = s.update(r, id)
 	case epDelete:
 		rep = s.remove(id)
+	case epConsentMove:
+		rep = s.consentMove(id)
 	default:
 		rep = errReply(http.StatusMethodNotAllowed, "The request was made to a resource using an HTTP request method that is not supported.")
 		rep.allow = s.allowed(path)
 	}
 
-	if ep == epCreate && f != nil && f.LostResponse > 0 && s.float64() < f.LostResponse {
+	if f != nil && f.LostResponse > 0 && f.losesAnswer(ep) && s.float64() < f.LostResponse {
 		s.stats.injectedFaults.Add(1)
 		s.stats.lostResponses.Add(1)
 		if f.LostResponseAsReset {
@@ -262,6 +338,12 @@ func (s *Server) route(method, path string) (ep endpoint, id string, known bool)
 		}
 		return epOther, "", true
 	}
+	if id, ok := consentMoveID(rest); ok {
+		if method == http.MethodPost {
+			return epConsentMove, id, true
+		}
+		return epOther, id, true
+	}
 	id, ok = strings.CutPrefix(rest, provisioning.PathSubscribers+"/")
 	if !ok || id == "" || strings.Contains(id, "/") {
 		return epOther, "", false
@@ -277,12 +359,35 @@ func (s *Server) route(method, path string) (ep endpoint, id string, known bool)
 	return epOther, id, true
 }
 
+// consentMovePrefix and consentMoveSuffix surround the subscriber id in the
+// path of the consent move call, which Cisco's description puts below
+// /subscribers, not /wholesale/subscribers.
+var consentMovePrefix, consentMoveSuffix, _ = strings.Cut(provisioning.PathConsentMove, "{id}")
+
+// consentMoveID returns the subscriber id of a consent move path (below the
+// base path), and false for another path.
+func consentMoveID(rest string) (string, bool) {
+	id, ok := strings.CutPrefix(rest, consentMovePrefix)
+	if !ok {
+		return "", false
+	}
+	id, ok = strings.CutSuffix(id, consentMoveSuffix)
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return "", false
+	}
+	return id, true
+}
+
 // allowed returns the Allow header of a known API path.
 func (s *Server) allowed(path string) string {
-	switch strings.TrimPrefix(path, s.base) {
+	rest := strings.TrimPrefix(path, s.base)
+	switch rest {
 	case provisioning.PathSubscribers:
 		return "GET, POST"
 	case provisioning.PathValidate:
+		return "POST"
+	}
+	if _, ok := consentMoveID(rest); ok {
 		return "POST"
 	}
 	return "GET, PUT, DELETE"

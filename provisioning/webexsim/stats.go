@@ -14,7 +14,10 @@ const (
 	EndpointGet      = "get"      // GET /wholesale/subscribers/{id}
 	EndpointUpdate   = "update"   // PUT /wholesale/subscribers/{id}
 	EndpointDelete   = "delete"   // DELETE /wholesale/subscribers/{id}
-	EndpointOther    = "other"    // unknown paths and wrong methods
+	// EndpointConsentMove is POST /subscribers/{id}/emails/consentMove, below
+	// the base path but outside /wholesale.
+	EndpointConsentMove = "consentMove"
+	EndpointOther       = "other" // unknown paths and wrong methods
 )
 
 // endpoint indexes the call counters.
@@ -27,18 +30,20 @@ const (
 	epGet
 	epUpdate
 	epDelete
+	epConsentMove
 	epOther
 	numEndpoints
 )
 
 var endpointNames = [numEndpoints]string{
-	epPrecheck: EndpointPrecheck,
-	epList:     EndpointList,
-	epCreate:   EndpointCreate,
-	epGet:      EndpointGet,
-	epUpdate:   EndpointUpdate,
-	epDelete:   EndpointDelete,
-	epOther:    EndpointOther,
+	epPrecheck:    EndpointPrecheck,
+	epList:        EndpointList,
+	epCreate:      EndpointCreate,
+	epGet:         EndpointGet,
+	epUpdate:      EndpointUpdate,
+	epDelete:      EndpointDelete,
+	epConsentMove: EndpointConsentMove,
+	epOther:       EndpointOther,
 }
 
 // statusSlots covers the HTTP status codes; slot 0 counts calls that got no
@@ -69,7 +74,23 @@ type Stats struct {
 	// InjectedFaults is the number of calls that got an injected fault, lost
 	// responses included.
 	InjectedFaults int64 `json:"injectedFaults"`
-	// LostResponses is the number of create answers replaced by 504 or a reset.
+	// UpdateCalls is the number of PUT /wholesale/subscribers/{id} calls that
+	// named a subscriber, stored or removed, whatever their answer.
+	UpdateCalls int64 `json:"updateCalls"`
+	// Updates is the number of updates that took effect.
+	Updates int64 `json:"updates"`
+	// RemoveCalls is the number of DELETE /wholesale/subscribers/{id} calls that
+	// named a subscriber, stored or already removed, whatever their answer.
+	RemoveCalls int64 `json:"removeCalls"`
+	// Removes is the number of subscribers removed.
+	Removes int64 `json:"removes"`
+	// ConsentMoveCalls is the number of consent move calls that named a
+	// subscriber, stored or removed, whatever their answer.
+	ConsentMoveCalls int64 `json:"consentMoveCalls"`
+	// ConsentMoves is the number of consent move emails sent (answers 204).
+	ConsentMoves int64 `json:"consentMoves"`
+	// LostResponses is the number of answers replaced by 504 or a reset: of
+	// creates, and with FaultRates.LostResponseAll of updates and removes.
 	LostResponses int64 `json:"lostResponses"`
 	// PermanentErrors is the number of creates refused by the Permanent fault
 	// (also counted in InjectedFaults).
@@ -83,10 +104,16 @@ func (st Stats) Count(endpoint string, status int) int64 {
 	return st.Calls[endpoint][status]
 }
 
-// emailCounts counts the create calls of one email.
+// emailCounts counts the calls about one email.
 type emailCounts struct {
-	calls   int
-	creates int
+	calls            int // create calls
+	creates          int
+	updateCalls      int
+	updates          int
+	removeCalls      int
+	removes          int
+	consentMoveCalls int
+	consentMoves     int
 }
 
 // counters are the live counters behind Stats. Call counts are atomics, so that
@@ -104,6 +131,8 @@ type counters struct {
 	creates     int64
 	maxCreates  int
 	dupEmails   int
+	// Totals of the per-email counts of updates, removes and consent moves.
+	updateCalls, updates, removeCalls, removes, consentMoveCalls, consentMoves int64
 }
 
 func (c *counters) record(ep endpoint, status int) {
@@ -144,6 +173,37 @@ func (c *counters) created(key string) {
 	c.mu.Unlock()
 }
 
+// count applies f to the counts of the email key and the totals, under the lock.
+func (c *counters) count(key string, f func(ec *emailCounts, c *counters)) {
+	c.mu.Lock()
+	f(c.emailLocked(key), c)
+	c.mu.Unlock()
+}
+
+func (c *counters) updateCall(key string) {
+	c.count(key, func(ec *emailCounts, c *counters) { ec.updateCalls++; c.updateCalls++ })
+}
+
+func (c *counters) updated(key string) {
+	c.count(key, func(ec *emailCounts, c *counters) { ec.updates++; c.updates++ })
+}
+
+func (c *counters) removeCall(key string) {
+	c.count(key, func(ec *emailCounts, c *counters) { ec.removeCalls++; c.removeCalls++ })
+}
+
+func (c *counters) removed(key string) {
+	c.count(key, func(ec *emailCounts, c *counters) { ec.removes++; c.removes++ })
+}
+
+func (c *counters) consentMoveCall(key string) {
+	c.count(key, func(ec *emailCounts, c *counters) { ec.consentMoveCalls++; c.consentMoveCalls++ })
+}
+
+func (c *counters) consentMoved(key string) {
+	c.count(key, func(ec *emailCounts, c *counters) { ec.consentMoves++; c.consentMoves++ })
+}
+
 func (c *counters) forEmail(email string) emailCounts {
 	key := strings.ToLower(strings.TrimSpace(email))
 	c.mu.Lock()
@@ -175,6 +235,7 @@ func (c *counters) reset() {
 	c.mu.Lock()
 	c.emails = nil
 	c.createCalls, c.creates, c.maxCreates, c.dupEmails = 0, 0, 0, 0
+	c.updateCalls, c.updates, c.removeCalls, c.removes, c.consentMoveCalls, c.consentMoves = 0, 0, 0, 0, 0, 0
 	c.mu.Unlock()
 }
 
@@ -206,6 +267,9 @@ func (c *counters) snapshot() Stats {
 	st.Creates = c.creates
 	st.MaxCreatesPerEmail = c.maxCreates
 	st.EmailsCreatedMoreThanOnce = c.dupEmails
+	st.UpdateCalls, st.Updates = c.updateCalls, c.updates
+	st.RemoveCalls, st.Removes = c.removeCalls, c.removes
+	st.ConsentMoveCalls, st.ConsentMoves = c.consentMoveCalls, c.consentMoves
 	c.mu.Unlock()
 	return st
 }
