@@ -304,7 +304,8 @@ func (c *collector) add(m kafka.Message, outcome bool) {
 		testkit.Header(m, producer.HeaderOutcome) != string(o.Status) {
 		c.problems = append(c.problems, fmt.Sprintf("outcome of %s: headers %v disagree with the body", o.OrderID, m.Headers))
 	}
-	if prev := c.outcomes[o.OrderID]; len(prev) > 0 && prev[0].EventID != o.EventID {
+	// A pending order's final outcome has an id of its own, and names the pending one's.
+	if prev := c.outcomes[o.OrderID]; len(prev) > 0 && prev[0].EventID != o.EventID && o.PendingEventID != prev[0].EventID {
 		c.problems = append(c.problems, fmt.Sprintf("order %s answered twice with different event ids %s and %s", o.OrderID, prev[0].EventID, o.EventID))
 	}
 	c.outcomes[o.OrderID] = append(c.outcomes[o.OrderID], o)

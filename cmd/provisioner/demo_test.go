@@ -23,7 +23,8 @@ func TestDemo(t *testing.T) {
 	for _, want := range []string{
 		"provisioned", "precheck_rejected", "provisioning_error", "pending_user_action", "invalid_order",
 		"invalid_json", "schema_violation", "at most 1 per email", "(lag 0)", "context headers: true",
-		"15 outcome events, 14 distinct event ids",
+		"updated", "removed", "was gone already", "subscriber_not_found", "after the user accepted",
+		"20 outcome events, 19 distinct event ids",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)

@@ -20,7 +20,7 @@ import (
 func pendingCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var brokers, topic string
 	var asJSON bool
-	topic = pipeline.DefaultFollowUpConfig().Topic
+	topic = app.FollowUpsTopicOf(app.DefaultConfig().OrdersTopic)
 	fs := newFlagSet("pending", "Read the follow-up topic (without a consumer group, up to its end) and list the orders whose\n"+
 		"subscriber waits on its end user: counts by Webex status, the oldest, the next deadlines (emails masked).", stderr)
 	fs.StringVar(&brokers, "brokers", "", "Kafka bootstrap servers, comma-separated host:port")

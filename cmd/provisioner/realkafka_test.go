@@ -413,3 +413,58 @@ func count(m map[int][]int64) int {
 	}
 	return n
 }
+
+// TestRealKafkaSubscriberLifecycle: a provision, an update and a remove of
+// each subscriber, back to back on the real broker, with lost answers of
+// creates, updates and removes: every subscriber ends removed, its three
+// outcomes in order on one outcomes partition, nothing done twice.
+func TestRealKafkaSubscriberLifecycle(t *testing.T) {
+	const n = 20
+	h := newHarness(t, 4, webexsim.Config{Seed: 5, Faults: webexsim.FaultRates{Status503: 0.05, LostResponse: 0.2, LostResponseAll: true}}, true)
+	outs := h.collect(h.cfg.OutcomesTopic)
+	h.start("a")
+	now := time.Now()
+	var msgs []kafka.Message
+	var emails []string
+	want := map[string][]string{} // key -> its order ids in order
+	for i := range n {
+		o := sample.Order("rk-life", i, now)
+		for _, oo := range []schemas.Order{o, sample.Update(o, "upd", "webex_suite", now), sample.Remove(o, "rm", now)} {
+			msgs = append(msgs, sample.Message(oo))
+			want[string(sample.Key(o))] = append(want[string(sample.Key(o))], oo.OrderID)
+		}
+		emails = append(emails, o.Email)
+	}
+	h.publish(msgs)
+	h.waitOutcomes(outs, 3*n)
+	h.waitNoLag()
+	seen := map[string][]string{}
+	partOf := map[string]int{}
+	for _, m := range outs.snapshot() {
+		var o schemas.Outcome
+		if err := json.Unmarshal(m.Value, &o); err != nil {
+			t.Fatal(err)
+		}
+		k := string(m.Key)
+		if p, ok := partOf[k]; ok && p != m.Partition {
+			t.Errorf("%s: outcomes on partitions %d and %d", k, p, m.Partition)
+		}
+		partOf[k] = m.Partition
+		if ids := seen[k]; len(ids) == 0 || ids[len(ids)-1] != o.OrderID { // a redelivered copy is not a new answer
+			seen[k] = append(seen[k], o.OrderID)
+		}
+	}
+	for k, ids := range want {
+		if fmt.Sprint(seen[k]) != fmt.Sprint(ids) {
+			t.Errorf("%s: outcomes %v, want %v", k, seen[k], ids)
+		}
+	}
+	for _, e := range emails {
+		if c, u, r := h.sim.SuccessfulCreates(e), h.sim.SuccessfulUpdates(e), h.sim.SuccessfulRemoves(e); c != 1 || u != 1 || r != 1 {
+			t.Errorf("%s: %d creates, %d updates, %d removes took effect; want one each", e, c, u, r)
+		}
+	}
+	if n := h.sim.Stats().Subscribers; n != 0 {
+		t.Errorf("%d subscribers left, want none", n)
+	}
+}

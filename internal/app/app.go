@@ -87,6 +87,7 @@ func NewHandling(ctx context.Context, cfg Config, log zerolog.Logger) (*Handling
 	}
 	pc := cfg.Pipeline
 	pc.ConsumerGroup, pc.Observer, pc.Logger = cfg.GroupID, m, &log
+	pc.FollowUp.Topic = cfg.followUpsTopic()
 	p := pipeline.New(pc, wf, w)
 	f := pipeline.NewFollower(p, cfg.Brokers, kc.dialer, client)
 	m.WatchPending(f)

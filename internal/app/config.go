@@ -75,12 +75,17 @@ type Config struct {
 	LogFormat string
 }
 
+// followUpsTopic is the follow-up topic: the one configured, or the orders
+// topic's name with -followups, so that every orders topic has its own.
 func (cfg Config) followUpsTopic() string {
 	if t := cfg.Pipeline.FollowUp.Topic; t != "" {
 		return t
 	}
-	return pipeline.DefaultFollowUpConfig().Topic
+	return FollowUpsTopicOf(cfg.OrdersTopic)
 }
+
+// FollowUpsTopicOf is the default follow-up topic of an orders topic.
+func FollowUpsTopicOf(ordersTopic string) string { return ordersTopic + "-followups" }
 
 // DefaultConfig returns the configuration used where nothing is set: the
 // service's names, and each part's own defaults.

@@ -89,7 +89,7 @@ func BindRunFlags(fs *flag.FlagSet, cfg *Config) func() {
 	fs.DurationVar(&cfg.Consumer.CommitInterval, "commit-interval", cfg.Consumer.CommitInterval, "how often finished offsets are committed")
 	fs.DurationVar(&cfg.Writer.BatchTimeout, "publish-linger", cfg.Writer.BatchTimeout, "how long an outcome write waits for others to share its produce request")
 	fs.DurationVar(&cfg.Consumer.ShutdownTimeout, "shutdown-timeout", cfg.Consumer.ShutdownTimeout, "how long in-flight orders may finish on shutdown or rebalance")
-	fs.StringVar(&cfg.Pipeline.FollowUp.Topic, "followups-topic", cfg.Pipeline.FollowUp.Topic, "compacted topic of the orders left pending on their end user (created when missing)")
+	fs.StringVar(&cfg.Pipeline.FollowUp.Topic, "followups-topic", cfg.Pipeline.FollowUp.Topic, "compacted topic of the orders left pending on their end user, created when missing (default: <orders-topic>-followups)")
 	fs.DurationVar(&cfg.Pipeline.FollowUp.SweepInterval, "pending-sweep-interval", cfg.Pipeline.FollowUp.SweepInterval, "first wait between two looks at the subscribers pending on their end user (doubles while none resolves)")
 	fs.DurationVar(&cfg.Pipeline.FollowUp.MaxSweepInterval, "pending-max-sweep-interval", cfg.Pipeline.FollowUp.MaxSweepInterval, "longest wait between two looks at the pending subscribers")
 	fs.DurationVar(&cfg.Pipeline.FollowUp.Deadline, "pending-deadline", cfg.Pipeline.FollowUp.Deadline, "how long a subscriber may wait on its end user before its order fails (pending_timeout)")

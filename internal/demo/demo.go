@@ -55,7 +55,10 @@ func DefaultSim() webexsim.Config {
 		PrecheckRejectDomain:   sample.RejectDomain,
 		PendingMigrationDomain: sample.PendingDomain,
 		ErrorDomain:            sample.ErrorDomain,
-		Faults:                 webexsim.FaultRates{Status429: 0.03, Status503: 0.03, LostResponse: 0.05},
+		AcceptDomain:           sample.AcceptDomain,
+		PendingResolveDelay:    500 * time.Millisecond,
+		UpdateDelay:            100 * time.Millisecond,
+		Faults:                 webexsim.FaultRates{Status429: 0.03, Status503: 0.03, LostResponse: 0.05, LostResponseAll: true},
 		RetryAfter:             time.Second,
 	}
 }
@@ -152,6 +155,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	cfg.Workflow.RetryMaxElapsed = 30 * time.Second
 	cfg.Workflow.StatusPollInterval = 100 * time.Millisecond
 	cfg.Workflow.StatusMaxWait = 30 * time.Second
+	cfg.Pipeline.FollowUp.SweepInterval, cfg.Pipeline.FollowUp.MaxSweepInterval = 200*time.Millisecond, 400*time.Millisecond
 	if err := cfg.Validate(); err != nil {
 		return Report{}, err
 	}
@@ -206,34 +210,43 @@ func demoRecords(n int) ([]kafka.Message, demoPlan) {
 	runID := fmt.Sprintf("demo%d", time.Now().Unix()%100000)
 	now := time.Now()
 	var msgs []kafka.Message
-	var first, second kafka.Message
+	var first, sixth schemas.Order
+	var secondMsg kafka.Message
 	for i := 0; i < n; i++ {
 		o := sample.Order(runID, i, now)
 		switch i {
 		case 3:
 			o = sample.WithDomain(o, "rejected", sample.RejectDomain)
+		case 4:
+			o = sample.WithDomain(o, "accepts", sample.AcceptDomain)
 		case 5:
 			o = sample.WithDomain(o, "pending", sample.PendingDomain)
 		case 7:
 			o = sample.WithDomain(o, "error", sample.ErrorDomain)
 		}
 		m := sample.Message(o)
-		if i == 0 {
-			first = m
-		}
-		if i == 1 {
-			second = m
+		switch i {
+		case 0:
+			first = o
+		case 1:
+			secondMsg = m
+		case 6:
+			sixth = o
 		}
 		msgs = append(msgs, m)
 	}
-	// A second order for subscriber 0 (already provisioned by then: same key, same
-	// partition, later offset), and order 1 delivered twice, as a retrying
-	// billing system would.
-	var again schemas.Order
-	_ = json.Unmarshal(first.Value, &again)
+	// A second order for subscriber 0 (already provisioned by then: same key,
+	// same partition, later offset); order 1 delivered twice, as a retrying
+	// billing system would; subscriber 6 updated, then removed; an update and
+	// a remove of a subscriber nobody provisioned.
+	again := first
 	again.OrderID += "-again"
-	msgs = append(msgs, sample.Message(again), second)
-	plan := demoPlan{outcomes: n + 2, special: 5}
+	ghost := sample.Order(runID+"-ghost", 0, now)
+	msgs = append(msgs, sample.Message(again), secondMsg,
+		sample.Message(sample.Update(sixth, "upd", "webex_suite", now)), sample.Message(sample.Remove(sixth, "rm", now)),
+		sample.Message(sample.Update(ghost, "upd", "webex_suite", now)), sample.Message(sample.Remove(ghost, "rm", now)))
+	// Every order answered, and the one whose user accepts answered again.
+	plan := demoPlan{outcomes: n + 6 + 1, special: 9}
 	for _, m := range sample.MalformedRecords(runID) {
 		msgs = append(msgs, kafka.Message{Key: []byte("malformed/" + m.Name), Value: m.Value})
 		plan.malformed++
@@ -383,8 +396,20 @@ func (r Report) WriteSummary(w io.Writer, logFile string) error {
 		ids[out.EventID] = true
 		r := row{status: string(out.Status)}
 		switch {
+		case out.Failure != nil && out.PendingEventID != "":
+			r.reason = string(out.Failure.Reason) + ", after waiting on the user"
 		case out.Failure != nil:
 			r.reason = string(out.Failure.Reason)
+		case out.PendingEventID != "":
+			r.reason = "after the user accepted (it was pending_user_action)"
+		case out.Changed != nil && *out.Changed:
+			r.reason = "package changed"
+		case out.Changed != nil:
+			r.reason = "had the package already"
+		case out.AlreadyAbsent:
+			r.reason = "was gone already"
+		case out.Status == schemas.StatusRemoved:
+			r.reason = "removed"
 		case out.Subscriber != nil && out.Subscriber.AlreadyExisted:
 			r.reason = "existed before the order, found by lookup"
 		case out.Subscriber != nil && out.Subscriber.FoundByLookup:

@@ -28,7 +28,8 @@ func TestRun(t *testing.T) {
 		status[o.Status]++
 		ids[o.EventID] = true
 	}
-	if status[schemas.StatusProvisioned] == 0 || status[schemas.StatusFailed] == 0 || status[schemas.StatusPendingUserAction] != 1 {
+	if status[schemas.StatusProvisioned] == 0 || status[schemas.StatusFailed] == 0 || status[schemas.StatusPendingUserAction] != 2 ||
+		status[schemas.StatusUpdated] != 1 || status[schemas.StatusRemoved] != 2 {
 		t.Errorf("outcomes by status %v", status)
 	}
 	// The redelivered order has the same event id as its first delivery.

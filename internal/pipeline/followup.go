@@ -21,10 +21,11 @@ import (
 // end user. The zero value of each field selects the default given in its
 // comment.
 type FollowUpConfig struct {
-	// Topic is the compacted topic of the follow-up records. Default
-	// "subscriber-followups". It needs at least as many partitions as the
-	// orders topic: an order's record goes to the order's partition, so that
-	// the member that owns the order owns its follow-up.
+	// Topic is the compacted topic of the follow-up records. Required (the
+	// service names it after its orders topic: <orders>-followups). It needs
+	// at least as many partitions as the orders topic: an order's record goes
+	// to the order's partition, so that the member that owns the order owns
+	// its follow-up.
 	Topic string
 	// SweepInterval is the first wait between two sweeps, each one list call
 	// per page of subscribers whose status changed since the last. While no
@@ -43,14 +44,11 @@ type FollowUpConfig struct {
 
 // DefaultFollowUpConfig returns the defaults, the values the zero fields take.
 func DefaultFollowUpConfig() FollowUpConfig {
-	return FollowUpConfig{Topic: "subscriber-followups", SweepInterval: 30 * time.Second, MaxSweepInterval: 5 * time.Minute, Deadline: 14 * 24 * time.Hour}
+	return FollowUpConfig{SweepInterval: 30 * time.Second, MaxSweepInterval: 5 * time.Minute, Deadline: 14 * 24 * time.Hour}
 }
 
 func (c *FollowUpConfig) setDefaults() {
 	d := DefaultFollowUpConfig()
-	if c.Topic == "" {
-		c.Topic = d.Topic
-	}
 	if c.SweepInterval <= 0 {
 		c.SweepInterval = d.SweepInterval
 	}
