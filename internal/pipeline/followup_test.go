@@ -327,3 +327,50 @@ func TestFollowUpStopsAtRevoke(t *testing.T) {
 		t.Errorf("%d outcomes after the revoke, want only the pending one", len(outs))
 	}
 }
+
+// TestFollowUpSendsTheConsentMoveOnce: with the reminder on, a subscriber
+// still in pending_user_migration after the delay gets the consent move
+// email once, and the record says so, so a restart does not send it again.
+func TestFollowUpSendsTheConsentMoveOnce(t *testing.T) {
+	e := newFollowEnv(t, FollowUpConfig{SweepInterval: 50 * time.Millisecond, MaxSweepInterval: 50 * time.Millisecond, ConsentMoveAfter: 100 * time.Millisecond})
+	o := e.order(5, 1)
+	id := "sub-" + o.OrderID
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fus, err := ReadFollowUps(context.Background(), e.brokers, nil, nil, fuTopic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fus) == 1 && fus[0].ConsentMoveSentAt != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("follow-ups %+v: want the consent move recorded", fus)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // more sweeps
+	e.webex.mu.Lock()
+	n := e.webex.consents[id]
+	e.webex.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d consent move emails, want 1", n)
+	}
+}
+
+// TestReadFollowUps: what `provisioner pending` shows is what is followed:
+// the records written, less those answered.
+func TestReadFollowUps(t *testing.T) {
+	e := newFollowEnv(t, FollowUpConfig{SweepInterval: 50 * time.Millisecond})
+	a, b := e.order(6, 0), e.order(7, 1)
+	waitPending(t, e.f, 2)
+	e.webex.set("sub-"+a.OrderID, provisioning.SubscriberProvisioned)
+	waitPending(t, e.f, 1)
+	fus, err := ReadFollowUps(context.Background(), e.brokers, nil, nil, fuTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fus) != 1 || fus[0].OrderID != b.OrderID || fus[0].Subscriber.WebexStatus != provisioning.SubscriberPendingUserMigration {
+		t.Errorf("follow-ups %+v, want only %s's", fus, b.OrderID)
+	}
+}
