@@ -62,6 +62,9 @@ type Config struct {
 	// FollowUpsTopic receives follow-up records, each on the partition it
 	// names. Default: none (building a follow-up record fails).
 	FollowUpsTopic string
+	// CustomerOutcomesTopic receives customer outcome events. Default:
+	// none (building a customer outcome fails).
+	CustomerOutcomesTopic string
 	// Source is the CloudEvents source of the outcome events. Default
 	// DefaultSource.
 	Source string
@@ -87,6 +90,10 @@ const DefaultSource = "urn:acme-sp:wholesale-provisioner"
 // CETypePrefix prefixes the CloudEvents type of an outcome, which ends with
 // its status: com.cisco.webex.wholesale.subscriber.provisioned, say.
 const CETypePrefix = "com.cisco.webex.wholesale.subscriber."
+
+// CustomerCETypePrefix is CETypePrefix for customer outcomes:
+// com.cisco.webex.wholesale.customer.provisioned, say.
+const CustomerCETypePrefix = "com.cisco.webex.wholesale.customer."
 
 // DefaultBatchTimeout suits callers that wait for their write without holding
 // a worker, so that the writes of many orders share a produce request.
@@ -122,6 +129,7 @@ type Writer struct {
 	outcomes  string
 	dlq       string
 	followUps string
+	customers string
 	source    []byte
 }
 
@@ -140,6 +148,7 @@ func NewWriter(cfg Config) (*Writer, error) {
 		outcomes:  cfg.OutcomesTopic,
 		dlq:       cfg.DeadLetterTopic,
 		followUps: cfg.FollowUpsTopic,
+		customers: cfg.CustomerOutcomesTopic,
 		source:    []byte(cfg.Source),
 		w: &kafka.Writer{
 			Addr:         kafka.TCP(cfg.Brokers...),
@@ -163,27 +172,46 @@ func (w *Writer) Outcome(key []byte, o schemas.Outcome) (kafka.Message, error) {
 	if err != nil {
 		return kafka.Message{}, fmt.Errorf("encoding outcome: %w", err)
 	}
+	return w.event(w.outcomes, key, v, outcomeSchema, CETypePrefix, o.EventID, o.OrderID, string(o.Status), o.ProcessedAt), nil
+}
+
+// CustomerOutcome builds the record of a customer outcome event, keyed like
+// the customer order.
+func (w *Writer) CustomerOutcome(key []byte, o schemas.CustomerOutcome) (kafka.Message, error) {
+	if w.customers == "" {
+		return kafka.Message{}, errors.New("no customer outcomes topic configured")
+	}
+	v, err := json.Marshal(o)
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("encoding customer outcome: %w", err)
+	}
+	return w.event(w.customers, key, v, customerOutcomeSchema, CustomerCETypePrefix, o.EventID, o.OrderID, string(o.Status), o.ProcessedAt), nil
+}
+
+// event is the record of one outcome event: a CloudEvent in binary mode,
+// keyed like its order (by its order id when the order had no key).
+func (w *Writer) event(topic string, key, value, schema []byte, ceType, eventID, orderID, status string, at time.Time) kafka.Message {
 	if key == nil {
-		key = []byte(o.OrderID)
+		key = []byte(orderID)
 	}
 	return kafka.Message{
-		Topic: w.outcomes,
+		Topic: topic,
 		Key:   key,
-		Value: v,
+		Value: value,
 		Headers: []kafka.Header{
 			{Key: HeaderContentType, Value: contentTypeJSON},
-			{Key: HeaderSchema, Value: outcomeSchema},
-			{Key: HeaderEventID, Value: []byte(o.EventID)},
-			{Key: HeaderOrderID, Value: []byte(o.OrderID)},
-			{Key: HeaderOutcome, Value: []byte(o.Status)},
+			{Key: HeaderSchema, Value: schema},
+			{Key: HeaderEventID, Value: []byte(eventID)},
+			{Key: HeaderOrderID, Value: []byte(orderID)},
+			{Key: HeaderOutcome, Value: []byte(status)},
 			{Key: HeaderCESpecVersion, Value: ceSpecVersion},
-			{Key: HeaderCEID, Value: []byte(o.EventID)},
+			{Key: HeaderCEID, Value: []byte(eventID)},
 			{Key: HeaderCESource, Value: w.source},
-			{Key: HeaderCEType, Value: []byte(CETypePrefix + string(o.Status))},
-			{Key: HeaderCESubject, Value: []byte(o.OrderID)},
-			{Key: HeaderCETime, Value: o.ProcessedAt.UTC().AppendFormat(nil, time.RFC3339Nano)},
+			{Key: HeaderCEType, Value: []byte(ceType + status)},
+			{Key: HeaderCESubject, Value: []byte(orderID)},
+			{Key: HeaderCETime, Value: at.UTC().AppendFormat(nil, time.RFC3339Nano)},
 		},
-	}, nil
+	}
 }
 
 // Header values shared by every record; nothing on the way to the wire
@@ -191,8 +219,10 @@ func (w *Writer) Outcome(key []byte, o schemas.Outcome) (kafka.Message, error) {
 var (
 	contentTypeJSON = []byte("application/json")
 	outcomeSchema   = []byte("subscriber-outcome/v1")
-	ceSpecVersion   = []byte("1.0")
-	followUpSchema  = []byte("follow-up/v1")
+	// customerOutcomeSchema names the customer outcome's schema.
+	customerOutcomeSchema = []byte("customer-outcome/v1")
+	ceSpecVersion         = []byte("1.0")
+	followUpSchema        = []byte("follow-up/v1")
 )
 
 // FollowUp builds the follow-up record of an order for the given partition

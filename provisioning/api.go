@@ -51,9 +51,12 @@ type ProvisioningParameters struct {
 	LocationID         string `json:"locationId,omitempty"`
 }
 
-// CustomerInfo is the customerInfo object of a precheck request.
+// CustomerInfo is the customerInfo object of a subscriber precheck (the
+// primary email only) and of a customer's create and precheck (all three).
 type CustomerInfo struct {
+	Name         string `json:"name,omitempty"`
 	PrimaryEmail string `json:"primaryEmail"`
+	Language     string `json:"language,omitempty"`
 }
 
 // PrecheckRequest is the body of POST /wholesale/subscribers/validate.

@@ -16,6 +16,9 @@ import (
 // is a success without a call that changes anything; a PUT whose fate is
 // unknown is looked up before another is sent.
 func (r *run) update(ctx context.Context) (Result, error) {
+	if err := r.customer(ctx); err != nil {
+		return Result{}, err
+	}
 	sub, err := r.settled(ctx, schemas.StepUpdate)
 	if err != nil {
 		return Result{}, err
@@ -83,6 +86,9 @@ func (r *run) update(ctx context.Context) (Result, error) {
 // already gone is a success (AlreadyAbsent); a DELETE whose fate is unknown
 // is looked up before another is sent.
 func (r *run) remove(ctx context.Context) (Result, error) {
+	if err := r.customer(ctx); err != nil {
+		return Result{}, err
+	}
 	sub, err := r.settled(ctx, schemas.StepRemove)
 	if err != nil {
 		return Result{}, err

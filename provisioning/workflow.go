@@ -33,6 +33,21 @@ type WorkflowConfig struct {
 	StatusPollInterval time.Duration
 	// StatusMaxWait bounds how long a subscriber in progress is followed. Default 5m.
 	StatusMaxWait time.Duration
+	// CustomerPollInterval is the first wait before a customer still in
+	// progress is read again; later waits grow up to 15 times this.
+	// Default 2s.
+	CustomerPollInterval time.Duration
+	// CustomerMaxWait bounds how long a customer order follows its customer
+	// through provisioning, updating or deleting, which can take minutes.
+	// Default 30m.
+	CustomerMaxWait time.Duration
+	// SubscriberCustomerWait bounds how long a subscriber order waits for
+	// its customer to be provisioned. Default 30m.
+	SubscriberCustomerWait time.Duration
+	// CustomerCacheSize bounds how many customers are remembered: the Webex
+	// ids of customer external ids, and the last customer order of each.
+	// Default 10000.
+	CustomerCacheSize int
 	// ForbiddenCustomers is how many different customers must meet a 403 on
 	// one step, with no success of that step between them, before the 403s
 	// count as the partner's configuration fault (a missing wxc-wholesale
@@ -47,13 +62,17 @@ type WorkflowConfig struct {
 // DefaultWorkflowConfig returns the defaults, the values the zero fields take.
 func DefaultWorkflowConfig() WorkflowConfig {
 	return WorkflowConfig{
-		RetryInitialInterval: 500 * time.Millisecond,
-		RetryMaxInterval:     30 * time.Second,
-		RetryMaxElapsed:      2 * time.Minute,
-		MaxRetryAfter:        60 * time.Second,
-		StatusPollInterval:   time.Second,
-		StatusMaxWait:        5 * time.Minute,
-		ForbiddenCustomers:   3,
+		RetryInitialInterval:   500 * time.Millisecond,
+		RetryMaxInterval:       30 * time.Second,
+		RetryMaxElapsed:        2 * time.Minute,
+		MaxRetryAfter:          60 * time.Second,
+		StatusPollInterval:     time.Second,
+		StatusMaxWait:          5 * time.Minute,
+		CustomerPollInterval:   2 * time.Second,
+		CustomerMaxWait:        30 * time.Minute,
+		SubscriberCustomerWait: 30 * time.Minute,
+		CustomerCacheSize:      10000,
+		ForbiddenCustomers:     3,
 	}
 }
 
@@ -63,6 +82,8 @@ func (c *WorkflowConfig) setDefaults() {
 		{&c.RetryInitialInterval, &d.RetryInitialInterval}, {&c.RetryMaxInterval, &d.RetryMaxInterval},
 		{&c.RetryMaxElapsed, &d.RetryMaxElapsed}, {&c.MaxRetryAfter, &d.MaxRetryAfter},
 		{&c.StatusPollInterval, &d.StatusPollInterval}, {&c.StatusMaxWait, &d.StatusMaxWait},
+		{&c.CustomerPollInterval, &d.CustomerPollInterval}, {&c.CustomerMaxWait, &d.CustomerMaxWait},
+		{&c.SubscriberCustomerWait, &d.SubscriberCustomerWait},
 	} {
 		if *f.v <= 0 {
 			*f.v = *f.def
@@ -70,6 +91,9 @@ func (c *WorkflowConfig) setDefaults() {
 	}
 	if c.ForbiddenCustomers <= 0 {
 		c.ForbiddenCustomers = d.ForbiddenCustomers
+	}
+	if c.CustomerCacheSize <= 0 {
+		c.CustomerCacheSize = d.CustomerCacheSize
 	}
 }
 
@@ -80,6 +104,8 @@ func (c WorkflowConfig) Validate() error {
 		return fmt.Errorf("retry max interval %s is shorter than the initial interval %s", c.RetryMaxInterval, c.RetryInitialInterval)
 	case c.RetryMaxAttempts < 0:
 		return fmt.Errorf("retry max attempts %d must not be negative", c.RetryMaxAttempts)
+	case c.CustomerCacheSize < 0:
+		return fmt.Errorf("customer cache size %d must not be negative", c.CustomerCacheSize)
 	}
 	return nil
 }
@@ -90,12 +116,14 @@ type Workflow struct {
 	api       *Client
 	cfg       WorkflowConfig
 	forbidden *forbiddenStreaks
+	customers *customerBook
 }
 
 // NewWorkflow returns a Workflow that calls the API through c.
 func NewWorkflow(c *Client, cfg WorkflowConfig) *Workflow {
 	cfg.setDefaults()
-	return &Workflow{api: c, cfg: cfg, forbidden: newForbiddenStreaks(cfg.ForbiddenCustomers)}
+	return &Workflow{api: c, cfg: cfg, forbidden: newForbiddenStreaks(cfg.ForbiddenCustomers),
+		customers: newCustomerBook(cfg.CustomerCacheSize, cfg.CustomerPollInterval/2)}
 }
 
 // Result is a successful end of the workflow: the subscriber is provisioned,
@@ -122,6 +150,9 @@ type Result struct {
 	// PreviousPackages are, for an update or a remove, the packages the
 	// subscriber had before the order.
 	PreviousPackages []string
+	// CustomerID is the Webex id of the subscriber's customer: the order's,
+	// or the one its customerExternalId resolved to.
+	CustomerID string
 	// Attempts counts the API calls made.
 	Attempts int
 }
@@ -141,7 +172,12 @@ type Error struct {
 	Message string
 	// Errors holds Webex error codes that are not in Err (a subscriber in status error).
 	Errors []ErrorItem
-	Err    error
+	// CustomerID is the Webex id of the customer the failure is about, when known.
+	CustomerID string
+	// CustomerOrderID is, for a subscriber whose customer was not ready,
+	// the customer order this process carried out for it, when it saw one.
+	CustomerOrderID string
+	Err             error
 }
 
 func (e *Error) Error() string {
@@ -160,7 +196,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // Fault says how the order failed, in the words of its dead letter and its
 // failed outcome, with Webex's answer.
 func (e *Error) Fault() schemas.Fault {
-	f := &schemas.Failure{Reason: e.Reason, Message: e.Error()}
+	f := &schemas.Failure{Reason: e.Reason, Message: e.Error(), CustomerID: e.CustomerID, CustomerOrderID: e.CustomerOrderID}
 	for _, it := range e.Errors {
 		f.Errors = append(f.Errors, schemas.APIError{Code: it.ErrorCode, Description: it.Description})
 	}
@@ -192,7 +228,10 @@ func (w *Workflow) Run(ctx context.Context, o schemas.Order, wait Wait) (Result,
 	if wait == nil {
 		wait = Sleep
 	}
-	r := run{w: w, o: o, wait: wait}
+	r := run{steps: steps{w: w, wait: wait, subject: o.CustomerID, noun: "subscriber"}, o: o}
+	if o.CustomerID == "" {
+		r.subject = "external:" + o.CustomerExternalID
+	}
 	ctx = WithTrackingPrefix(ctx, "wholesale-provisioner_"+o.OrderID)
 	var res Result
 	var err error
@@ -208,27 +247,73 @@ func (w *Workflow) Run(ctx context.Context, o schemas.Order, wait Wait) (Result,
 			Message: fmt.Sprintf("action %q is not one the workflow knows", o.Action)}
 	}
 	res.Attempts = r.attempts
-	if err != nil {
-		if ctx.Err() != nil {
-			return res, ctx.Err()
-		}
-		var we *Error
-		if errors.As(err, &we) {
-			we.Attempts = r.attempts
-		}
-	}
-	return res, err
+	res.CustomerID = r.o.CustomerID
+	return res, r.finish(ctx, err)
 }
 
-// run holds the state of one order's workflow.
-type run struct {
-	w        *Workflow
-	o        schemas.Order
-	wait     Wait
+// steps is what every order's workflow, a subscriber's or a customer's,
+// keeps while it runs: its calls are retried and counted, and it waits
+// through its wait hook.
+type steps struct {
+	w    *Workflow
+	wait Wait
+	// subject is whom the order's calls are about, for the 403 streaks.
+	subject string
+	// noun is what the order makes, for its log lines: subscriber or customer.
+	noun     string
 	attempts int
 }
 
+// finish is the error a workflow returns: ctx's once it ended, and an
+// *Error that counts every call the order made.
+func (r *steps) finish(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var we *Error
+	if errors.As(err, &we) {
+		we.Attempts = r.attempts
+	}
+	return err
+}
+
+// run holds the state of one subscriber order's workflow.
+type run struct {
+	steps
+	o schemas.Order
+	// customerWait paces and bounds, from the first wait on, how long the
+	// order waits for its customer, however often it must (customerwait.go);
+	// nil until it first waits.
+	customerWait backoff.BackOff
+	// sentAgainForCustomer says that a refused call was sent again because
+	// the customer had just been changed (retryAfterCustomer).
+	sentAgainForCustomer bool
+}
+
 func (r *run) provision(ctx context.Context) (Result, error) {
+	if err := r.customer(ctx); err != nil {
+		return Result{}, err
+	}
+	for {
+		res, err := r.provisionOnce(ctx)
+		if err == nil {
+			return r.follow(ctx, res, schemas.StatusProvisioned)
+		}
+		again, cerr := r.retryAfterCustomer(ctx, err)
+		switch {
+		case cerr != nil:
+			return Result{}, cerr
+		case !again:
+			return Result{}, err
+		}
+	}
+}
+
+// provisionOnce runs the precheck and the create.
+func (r *run) provisionOnce(ctx context.Context) (Result, error) {
 	passed, existing, err := r.precheck(ctx)
 	if err != nil {
 		return Result{}, err
@@ -237,10 +322,10 @@ func (r *run) provision(ctx context.Context) (Result, error) {
 	if existing != nil {
 		res = r.found(*existing, false)
 	} else if res, err = r.create(ctx); err != nil {
-		return Result{}, err
+		return res, err
 	}
 	res.Precheck = passed
-	return r.follow(ctx, res, schemas.StatusProvisioned)
+	return res, nil
 }
 
 // found is the result of a subscriber found by a lookup. mayBeOurs says
@@ -449,7 +534,7 @@ var errRetryNow = errors.New("retry at once")
 // fault, or the step's retry budget is spent. Waits honour Retry-After and go
 // through the run's wait hook, so that a retrying order can give its worker
 // back meanwhile.
-func (r *run) retry(ctx context.Context, step string, op func() error) error {
+func (r *steps) retry(ctx context.Context, step string, op func() error) error {
 	var b backoff.BackOff = backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(r.w.cfg.RetryInitialInterval),
 		backoff.WithMaxInterval(r.w.cfg.RetryMaxInterval),
@@ -460,7 +545,7 @@ func (r *run) retry(ctx context.Context, step string, op func() error) error {
 	}
 	log := zerolog.Ctx(ctx)
 	for {
-		err := r.w.forbidden.check(step, r.o.CustomerID, op())
+		err := r.w.forbidden.check(step, r.subject, op())
 		switch {
 		case err == nil:
 			return nil
@@ -487,7 +572,7 @@ func (r *run) retry(ctx context.Context, step string, op func() error) error {
 		}
 		msg := "transient Webex error, retrying"
 		if step == schemas.StepProvision && d.UnknownFate {
-			msg = "the create's answer was lost (it may have taken effect); looking the subscriber up before any new create"
+			msg = "the create's answer was lost (it may have taken effect); looking the " + r.noun + " up before any new create"
 		}
 		ev.Err(err).Msg(msg)
 		if r.w.cfg.OnRetry != nil {
@@ -500,7 +585,7 @@ func (r *run) retry(ctx context.Context, step string, op func() error) error {
 }
 
 // fail turns the last error of a step into the workflow's *Error.
-func (r *run) fail(step string, permanentReason schemas.FailureReason, err error) error {
+func (r *steps) fail(step string, permanentReason schemas.FailureReason, err error) error {
 	var we *Error
 	if errors.As(err, &we) {
 		return we

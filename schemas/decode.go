@@ -75,22 +75,58 @@ func (e *InvalidOrderError) Error() string {
 	return fmt.Sprintf("invalid order: %s: %s", e.Reason, e.Detail)
 }
 
-// DecodeOrder decodes and validates one record value as a subscriber order.
-// It checks, in order: that there is a value (nil is a tombstone), that it is
-// not empty, that it is UTF-8, that it is one JSON value within OrderLimits
-// with no key twice in an object and no lone surrogate escape, that
-// schemaVersion is supported, and that the document follows the
-// subscriber-order schema; every failure is an *InvalidOrderError. Its time
+// DecodeOrder decodes and validates one record value as a subscriber order:
+// the checks of decodeDocument, with the subscriber-order schema; every
+// failure is an *InvalidOrderError. Its time
 // is linear in the size of the value, whatever its shape; limiting the size
 // is the caller's job. DecodeOrder is safe for concurrent use.
 func DecodeOrder(value []byte) (Order, error) {
+	doc, orderID, ie := decodeDocument(value, validateOrder)
+	if ie != nil {
+		return Order{}, ie
+	}
+	// Fill the Go type from the document already parsed: decoding the bytes a
+	// second time cost as much as the parse itself.
+	o, err := orderFromDocument(doc)
+	if err != nil {
+		// Only a schema that accepts what the Go type cannot hold gets here,
+		// for example a leap second in occurredAt.
+		return Order{}, &InvalidOrderError{Reason: ReasonSchemaViolation, Detail: redact.Text(err.Error()), OrderID: orderID}
+	}
+	return o, nil
+}
+
+// DecodeCustomerOrder decodes and validates one record value as a customer
+// order, with the checks of DecodeOrder and the customer-order schema. It is
+// safe for concurrent use.
+func DecodeCustomerOrder(value []byte) (CustomerOrder, error) {
+	_, orderID, ie := decodeDocument(value, customerOrderSchema.Validate)
+	if ie != nil {
+		return CustomerOrder{}, ie
+	}
+	// A second decode of bytes already bounded and checked: customer orders
+	// are too few for a hand-written filler to pay.
+	var o CustomerOrder
+	if err := json.Unmarshal(value, &o); err != nil {
+		return CustomerOrder{}, &InvalidOrderError{Reason: ReasonSchemaViolation, Detail: redact.Text(err.Error()), OrderID: orderID}
+	}
+	return o, nil
+}
+
+// decodeDocument makes the checks every kind of order shares and returns
+// the parsed document and its order id. It checks, in order: that there is
+// a value (nil is a tombstone), that it is not empty, that it is UTF-8, that
+// it is one JSON value within OrderLimits with no key twice in an object and
+// no lone surrogate escape, that schemaVersion is supported, and that
+// validate accepts the document; every failure is an *InvalidOrderError.
+func decodeDocument(value []byte, validate func(any) error) (map[string]any, string, *InvalidOrderError) {
 	switch {
 	case value == nil:
-		return Order{}, &InvalidOrderError{Reason: ReasonTombstone, Detail: "the record has no value"}
+		return nil, "", &InvalidOrderError{Reason: ReasonTombstone, Detail: "the record has no value"}
 	case len(value) == 0:
-		return Order{}, &InvalidOrderError{Reason: ReasonEmptyValue, Detail: "the record value is empty"}
+		return nil, "", &InvalidOrderError{Reason: ReasonEmptyValue, Detail: "the record value is empty"}
 	case !utf8.Valid(value):
-		return Order{}, &InvalidOrderError{Reason: ReasonInvalidEncoding, Detail: invalidUTF8Detail(value)}
+		return nil, "", &InvalidOrderError{Reason: ReasonInvalidEncoding, Detail: invalidUTF8Detail(value)}
 	}
 
 	// Parse once into a generic document: it serves the order id, the version
@@ -102,30 +138,22 @@ func DecodeOrder(value []byte) (Order, error) {
 		ie := parseError(value, doc, err)
 		// The pointer names the record's own keys, which may hold an address.
 		ie.Detail = redact.Text(ie.Detail)
-		return Order{}, ie
+		return nil, "", ie
 	}
 	orderID := readOrderID(doc)
 
 	// Check the version before the schema, so that an order from a newer
 	// producer is reported as such and not as a list of schema violations.
 	if detail, ok := checkSchemaVersion(doc); !ok {
-		return Order{}, &InvalidOrderError{Reason: ReasonUnsupportedSchemaVersion, Detail: detail, OrderID: orderID}
+		return nil, orderID, &InvalidOrderError{Reason: ReasonUnsupportedSchemaVersion, Detail: detail, OrderID: orderID}
 	}
-	if err := validateOrder(doc); err != nil {
+	if err := validate(doc); err != nil {
 		// Validation messages quote values (an order id, a package, a property
 		// name) that may hold an address: mask them all, not only the email fields.
-		return Order{}, &InvalidOrderError{Reason: ReasonSchemaViolation, Detail: redact.Text(describeValidation(err)), OrderID: orderID}
+		return nil, orderID, &InvalidOrderError{Reason: ReasonSchemaViolation, Detail: redact.Text(describeValidation(err)), OrderID: orderID}
 	}
-
-	// Fill the Go type from the document already parsed: decoding the bytes a
-	// second time cost as much as the parse itself.
-	o, err := orderFromDocument(doc.(map[string]any))
-	if err != nil {
-		// Only a schema that accepts what the Go type cannot hold gets here,
-		// for example a leap second in occurredAt.
-		return Order{}, &InvalidOrderError{Reason: ReasonSchemaViolation, Detail: redact.Text(err.Error()), OrderID: orderID}
-	}
-	return o, nil
+	obj, _ := doc.(map[string]any) // the schemas require an object
+	return obj, orderID, nil
 }
 
 // validateOrder checks doc against the order schema: the quick check accepts
@@ -161,6 +189,8 @@ func orderFromDocument(doc map[string]any) (Order, error) {
 			}
 		case "customerId":
 			o.CustomerID, err = documentString(v)
+		case "customerExternalId":
+			o.CustomerExternalID, err = documentString(v)
 		case "email":
 			o.Email, err = documentString(v)
 		case "packages":

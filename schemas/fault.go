@@ -32,10 +32,12 @@ const (
 	StepStatus    = "status"
 	StepHandle    = "handle"
 	StepFollowUp  = "follow_up"
+	// StepCustomer: a subscriber order waits for, or resolves, its customer.
+	StepCustomer = "customer"
 )
 
 // Steps lists every step, in the order a record meets them.
-var Steps = []string{StepDecode, StepValidate, StepPrecheck, StepProvision, StepUpdate, StepRemove, StepLookup, StepStatus, StepHandle, StepFollowUp}
+var Steps = []string{StepDecode, StepValidate, StepPrecheck, StepProvision, StepUpdate, StepRemove, StepCustomer, StepLookup, StepStatus, StepHandle, StepFollowUp}
 
 // Dead-letter reasons of records that are neither invalid JSON orders nor
 // failed by Webex (those are the Reason* of decode.go and the FailureReasons).

@@ -234,8 +234,8 @@ func checkValid(t *testing.T, value []byte, o Order) {
 		t.Errorf("action = %q", o.Action)
 	case o.OccurredAt.IsZero():
 		t.Error("occurredAt is zero")
-	case o.CustomerID == "":
-		t.Error("customerId is empty")
+	case (o.CustomerID == "") == (o.CustomerExternalID == ""):
+		t.Errorf("customerId %q and customerExternalId %q: want exactly one", o.CustomerID, o.CustomerExternalID)
 	case !strings.Contains(o.Email, "@") || len(o.Email) > 254:
 		t.Errorf("email %q is not an address", o.Email)
 	case len(o.Packages) != 1 || !slices.Contains(knownPackages, o.Packages[0]):

@@ -15,9 +15,11 @@ import (
 // The schema versions this package reads and writes. A change that old readers
 // cannot ignore gets a new version, and a new schema file beside the old one.
 const (
-	OrderSchemaVersion      = 1
-	OutcomeSchemaVersion    = 1
-	DeadLetterSchemaVersion = 1
+	OrderSchemaVersion           = 1
+	OutcomeSchemaVersion         = 1
+	DeadLetterSchemaVersion      = 1
+	CustomerOrderSchemaVersion   = 1
+	CustomerOutcomeSchemaVersion = 1
 )
 
 // The $id of each embedded schema, for example for a schema header on produced records.
@@ -25,9 +27,13 @@ const (
 	OrderSchemaID      = "https://schemas.acme-sp.example/wholesale/subscriber-order/v1"
 	OutcomeSchemaID    = "https://schemas.acme-sp.example/wholesale/subscriber-outcome/v1"
 	DeadLetterSchemaID = "https://schemas.acme-sp.example/wholesale/dead-letter/v1"
+
+	CustomerOrderSchemaID   = "https://schemas.acme-sp.example/wholesale/customer-order/v1"
+	CustomerOutcomeSchemaID = "https://schemas.acme-sp.example/wholesale/customer-outcome/v1"
 )
 
 //go:embed subscriber-order.v1.schema.json subscriber-outcome.v1.schema.json dead-letter.v1.schema.json
+//go:embed customer-order.v1.schema.json customer-outcome.v1.schema.json
 var schemaFiles embed.FS
 
 // The compiled schemas. They are compiled once, when the package is initialised,
@@ -38,6 +44,11 @@ var (
 	orderSchema      = mustCompile("subscriber-order.v1.schema.json", OrderSchemaID)
 	outcomeSchema    = mustCompile("subscriber-outcome.v1.schema.json", OutcomeSchemaID)
 	deadLetterSchema = mustCompile("dead-letter.v1.schema.json", DeadLetterSchemaID)
+
+	// Customer orders are rare (an enterprise, then its hundreds of
+	// subscribers): the full validator judges them all, no quick check.
+	customerOrderSchema   = mustCompile("customer-order.v1.schema.json", CustomerOrderSchemaID)
+	customerOutcomeSchema = mustCompile("customer-outcome.v1.schema.json", CustomerOutcomeSchemaID)
 
 	// orderQuick judges valid orders without the full validator (quick.go).
 	// It is nil, and every order goes to the validator, when the order schema
@@ -169,6 +180,14 @@ func (noLoader) Load(url string) (any, error) {
 func ValidateOutcome(o Outcome) error {
 	if err := validateValue(outcomeSchema, o); err != nil {
 		return fmt.Errorf("validating outcome: %w", err)
+	}
+	return nil
+}
+
+// ValidateCustomerOutcome is ValidateOutcome for customer outcomes.
+func ValidateCustomerOutcome(o CustomerOutcome) error {
+	if err := validateValue(customerOutcomeSchema, o); err != nil {
+		return fmt.Errorf("validating customer outcome: %w", err)
 	}
 	return nil
 }

@@ -24,6 +24,8 @@ var exampleSchemas = []struct {
 	{"subscriber-order", orderSchema},
 	{"subscriber-outcome", outcomeSchema},
 	{"dead-letter", deadLetterSchema},
+	{"customer-order", customerOrderSchema},
+	{"customer-outcome", customerOutcomeSchema},
 }
 
 func readExample(t testing.TB, name string) []byte {
@@ -79,6 +81,8 @@ func TestExamples(t *testing.T) {
 	for _, want := range []string{
 		"subscriber-order.v1.json", "subscriber-order-meetings.v1.json", "subscriber-order-new-customer.v1.json",
 		"subscriber-outcome.v1.json", "subscriber-outcome-failed.v1.json", "dead-letter.v1.json",
+		"subscriber-order-customer-external-id.v1.json", "customer-order.v1.json", "customer-order-existing-org.v1.json",
+		"customer-order-remove.v1.json", "customer-outcome.v1.json", "customer-outcome-failed.v1.json",
 	} {
 		if !slices.Contains(names, want) {
 			t.Errorf("example %s is missing", want)
@@ -122,6 +126,19 @@ func TestExamples(t *testing.T) {
 					t.Errorf("ValidateDeadLetter: %v", err)
 				}
 				assertRoundTrip(t, data, d)
+			case "customer-order":
+				o, err := DecodeCustomerOrder(data)
+				if err != nil {
+					t.Fatalf("DecodeCustomerOrder: %v", err)
+				}
+				assertRoundTrip(t, data, o)
+			case "customer-outcome":
+				var o CustomerOutcome
+				decodeStrict(t, data, &o)
+				if err := ValidateCustomerOutcome(o); err != nil {
+					t.Errorf("ValidateCustomerOutcome: %v", err)
+				}
+				assertRoundTrip(t, data, o)
 			}
 		})
 	}
@@ -696,11 +713,16 @@ func TestPackagesAgreeWithSchema(t *testing.T) {
 func TestFailureDefinitionsAgree(t *testing.T) {
 	outcome := lookup(t, schemaDoc(t, "subscriber-outcome.v1.schema.json"), "$defs", "failure").(map[string]any)
 	dead := lookup(t, schemaDoc(t, "dead-letter.v1.schema.json"), "$defs", "failure").(map[string]any)
+	customer := lookup(t, schemaDoc(t, "customer-outcome.v1.schema.json"), "$defs", "failure").(map[string]any)
 	// The descriptions may differ; the rules may not.
 	delete(outcome, "description")
 	delete(dead, "description")
+	delete(customer, "description")
 	if !reflect.DeepEqual(outcome, dead) {
 		t.Error("the failure definitions of subscriber-outcome and dead-letter differ")
+	}
+	if !reflect.DeepEqual(outcome, customer) {
+		t.Error("the failure definitions of subscriber-outcome and customer-outcome differ")
 	}
 }
 
@@ -732,6 +754,8 @@ func TestTypesAgreeWithSchemas(t *testing.T) {
 	outcome := schemaDoc(t, "subscriber-outcome.v1.schema.json")
 	dead := schemaDoc(t, "dead-letter.v1.schema.json")
 	source := lookup(t, dead, "properties", "source")
+	corder := schemaDoc(t, "customer-order.v1.schema.json")
+	coutcome := schemaDoc(t, "customer-outcome.v1.schema.json")
 	cases := []struct {
 		typ    reflect.Type
 		schema any
@@ -747,6 +771,19 @@ func TestTypesAgreeWithSchemas(t *testing.T) {
 		{reflect.TypeFor[Source](), source},
 		{reflect.TypeFor[Header](), lookup(t, source, "properties", "headers", "items")},
 		{reflect.TypeFor[Bytes](), lookup(t, dead, "$defs", "bytes")},
+		{reflect.TypeFor[CustomerOrder](), corder},
+		{reflect.TypeFor[Address](), lookup(t, corder, "properties", "address")},
+		{reflect.TypeFor[NewCustomerInfo](), lookup(t, corder, "properties", "customerInfo")},
+		{reflect.TypeFor[CustomerProvisioningParameters](), lookup(t, corder, "properties", "provisioningParameters")},
+		{reflect.TypeFor[CallingParameters](), lookup(t, corder, "properties", "provisioningParameters", "properties", "calling")},
+		{reflect.TypeFor[CallingLocation](), lookup(t, corder, "properties", "provisioningParameters", "properties", "calling", "properties", "location")},
+		{reflect.TypeFor[Address](), lookup(t, corder, "properties", "provisioningParameters", "properties", "calling", "properties", "location", "properties", "address")},
+		{reflect.TypeFor[MeetingsParameters](), lookup(t, corder, "properties", "provisioningParameters", "properties", "meetings")},
+		{reflect.TypeFor[PackageLimits](), lookup(t, corder, "properties", "provisioningParameters", "properties", "packages")},
+		{reflect.TypeFor[CustomerOutcome](), coutcome},
+		{reflect.TypeFor[CustomerRef](), lookup(t, coutcome, "properties", "customer")},
+		{reflect.TypeFor[PackageDetail](), lookup(t, coutcome, "properties", "customer", "properties", "packageDetails", "items")},
+		{reflect.TypeFor[Precheck](), lookup(t, coutcome, "properties", "precheck")},
 	}
 	for _, tc := range cases {
 		if got, want := jsonNames(tc.typ), propertyNames(t, tc.schema); !slices.Equal(got, want) {
@@ -763,6 +800,8 @@ func TestSchemaIDs(t *testing.T) {
 		"subscriber-order.v1.schema.json":   OrderSchemaID,
 		"subscriber-outcome.v1.schema.json": OutcomeSchemaID,
 		"dead-letter.v1.schema.json":        DeadLetterSchemaID,
+		"customer-order.v1.schema.json":     CustomerOrderSchemaID,
+		"customer-outcome.v1.schema.json":   CustomerOutcomeSchemaID,
 	} {
 		doc := schemaDoc(t, file)
 		if doc["$id"] != id {

@@ -24,7 +24,11 @@ type Order struct {
 	// OccurredAt is when the billing system created the order.
 	OccurredAt time.Time `json:"occurredAt"`
 	// CustomerID is the Webex Wholesale customer the subscriber belongs to.
-	CustomerID string `json:"customerId"`
+	// An order names its customer by CustomerID or by CustomerExternalID.
+	CustomerID string `json:"customerId,omitempty"`
+	// CustomerExternalID is the billing system's id of the customer, which
+	// the workflow resolves to CustomerID.
+	CustomerExternalID string `json:"customerExternalId,omitempty"`
 	// Email is the subscriber's email address (personal data).
 	Email string `json:"email"`
 	// Packages holds the Webex Wholesale package to assign (the API accepts one today).
@@ -89,6 +93,11 @@ const (
 	ReasonPendingTimeout FailureReason = "pending_timeout"
 	// ReasonSuperseded: a later order removed a subscriber that waited on its end user.
 	ReasonSuperseded FailureReason = "superseded"
+	// ReasonCustomerNotReady: the subscriber's customer did not become
+	// provisioned within the order's wait (error, review, or never there).
+	ReasonCustomerNotReady FailureReason = "customer_not_ready"
+	// ReasonCustomerNotFound: a customer order names a customer Webex does not have.
+	ReasonCustomerNotFound FailureReason = "customer_not_found"
 )
 
 // Outcome is a subscriber-outcome event (schema subscriber-outcome, version 1),
@@ -104,9 +113,12 @@ type Outcome struct {
 	Action Action `json:"action,omitempty"`
 	// Status is the final answer for the order.
 	Status OutcomeStatus `json:"status"`
-	// CustomerID and Email are copied from the order when it could be decoded.
-	CustomerID string `json:"customerId,omitempty"`
-	Email      string `json:"email,omitempty"`
+	// CustomerID and Email are copied from the order when it could be
+	// decoded; CustomerID is the resolved one of an order that named its
+	// customer by CustomerExternalID, when it was resolved.
+	CustomerID         string `json:"customerId,omitempty"`
+	CustomerExternalID string `json:"customerExternalId,omitempty"`
+	Email              string `json:"email,omitempty"`
 	// Subscriber is set for provisioned and pending_user_action outcomes.
 	Subscriber *SubscriberRef `json:"subscriber,omitempty"`
 	// Failure is set for failed outcomes.
@@ -176,6 +188,11 @@ type Failure struct {
 	Errors []APIError `json:"errors,omitempty"`
 	// TrackingID is the Webex trackingId of the failed call; support asks for it.
 	TrackingID string `json:"trackingId,omitempty"`
+	// CustomerOrderID is, for customer_not_ready, the customer order this
+	// service carried out for the customer, when it saw one.
+	CustomerOrderID string `json:"customerOrderId,omitempty"`
+	// CustomerID is, for customer_not_ready, the customer's Webex id when Webex has it.
+	CustomerID string `json:"customerId,omitempty"`
 }
 
 // APIError is one Webex error code and its description.

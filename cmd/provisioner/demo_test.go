@@ -9,7 +9,8 @@ import (
 )
 
 // TestDemo runs the README's first command, small and fast, and checks that it
-// ends with exit code 0 and a summary that accounts for every record.
+// ends with exit code 0 and a summary that accounts for every record: the
+// new customer and its five subscribers among them.
 func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -24,7 +25,7 @@ func TestDemo(t *testing.T) {
 		"provisioned", "precheck_rejected", "provisioning_error", "pending_user_action", "invalid_order",
 		"invalid_json", "schema_violation", "at most 1 per email", "(lag 0)", "context headers: true",
 		"updated", "removed", "was gone already", "subscriber_not_found", "after the user accepted",
-		"20 outcome events, 19 distinct event ids",
+		"25 outcome events, 24 distinct event ids", "5 of its 5 subscribers provisioned",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)

@@ -60,6 +60,26 @@ func bindSimFlags(fs interface {
 	fs.DurationVar(&cfg.PendingResolveDelay, "sim-pending-resolve-delay", cfg.PendingResolveDelay, "how long a subscriber of the accept or decline domain waits on its user")
 	fs.DurationVar(&cfg.UpdateDelay, "sim-update-delay", cfg.UpdateDelay, "time an updated subscriber stays 'updating' (0: at once)")
 	fs.BoolVar(&cfg.Faults.LostResponseAll, "sim-lost-response-all", cfg.Faults.LostResponseAll, "lose the answers of updates and removes too, at --sim-lost-response-rate")
+	// The customer domains are filled in first so that the usage shows the
+	// defaults that webexsim.New would apply to them anyway.
+	for _, d := range []struct {
+		v   *string
+		def string
+	}{
+		{&cfg.CustomerErrorDomain, webexsim.DefaultCustomerErrorDomain},
+		{&cfg.CustomerPartialDomain, webexsim.DefaultCustomerPartialDomain},
+		{&cfg.CustomerReviewDomain, webexsim.DefaultCustomerReviewDomain},
+	} {
+		if *d.v == "" {
+			*d.v = d.def
+		}
+	}
+	fs.DurationVar(&cfg.CustomerProvisioningDelay, "sim-customer-provisioning-delay", cfg.CustomerProvisioningDelay, "time a new customer stays 'provisioning' (0: its final state at the first read)")
+	fs.DurationVar(&cfg.CustomerUpdateDelay, "sim-customer-update-delay", cfg.CustomerUpdateDelay, "time an updated customer stays 'updating' (0: provisioned at the first read)")
+	fs.DurationVar(&cfg.CustomerDeleteDelay, "sim-customer-delete-delay", cfg.CustomerDeleteDelay, "time a deleted customer stays 'deleting' (0: gone at the first read)")
+	fs.StringVar(&cfg.CustomerErrorDomain, "sim-customer-error-domain", cfg.CustomerErrorDomain, "customers whose primary email is in this domain end in status error")
+	fs.StringVar(&cfg.CustomerPartialDomain, "sim-customer-partial-domain", cfg.CustomerPartialDomain, "customers whose primary email is in this domain end in status provisioned_with_errors, their first package failed")
+	fs.StringVar(&cfg.CustomerReviewDomain, "sim-customer-review-domain", cfg.CustomerReviewDomain, "customers whose primary email is in this domain end in status pending_rpl_review until resolved (POST /_sim/resolve-customer)")
 }
 
 // dlqOptions are the command-line settings of `provisioner dlq inspect` and

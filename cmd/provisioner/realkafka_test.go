@@ -468,3 +468,51 @@ func TestRealKafkaSubscriberLifecycle(t *testing.T) {
 		t.Errorf("%d subscribers left, want none", n)
 	}
 }
+
+// TestRealKafkaCustomers: the customer scenario of TestCustomersInProcess
+// on the real broker, the customer orders on their own topic and group.
+func TestRealKafkaCustomers(t *testing.T) {
+	h := newHarness(t, 4, webexsim.Config{Seed: 7, CustomerProvisioningDelay: 300 * time.Millisecond, CustomerUpdateDelay: 100 * time.Millisecond,
+		Faults: webexsim.FaultRates{Status503: 0.05, LostResponse: 0.1, LostResponseAll: true}}, true)
+	h.cfg.CustomerOrdersTopic = kafkatest.Name(t, "customer-orders")
+	h.cfg.CustomerOutcomesTopic = kafkatest.Name(t, "customer-outcomes")
+	h.cfg.Workflow.CustomerPollInterval = 20 * time.Millisecond
+	kafkatest.CreateTopic(t, h.cfg.Brokers, h.cfg.CustomerOrdersTopic, 3)
+	kafkatest.CreateTopic(t, h.cfg.Brokers, h.cfg.CustomerOutcomesTopic, 1)
+	custOuts := h.collect(h.cfg.CustomerOutcomesTopic)
+	outs := h.collect(h.cfg.OutcomesTopic)
+	h.start("a")
+	run := kafkatest.Name(t, "c")
+	s := newCustomerScenario("rk"+strings.NewReplacer(".", "-").Replace(run[len(run)-12:]), 50)
+	customers, orders := s.records()
+	if err := demo.Publish(h.ctx, h.cfg.Brokers, h.cfg.CustomerOrdersTopic, customers); err != nil {
+		t.Fatal(err)
+	}
+	h.publish(orders)
+	distinct := func(n int) []schemas.CustomerOutcome {
+		var got []schemas.CustomerOutcome
+		testkit.WaitFor(h.ctx, t, fmt.Sprintf("%d customer outcomes", n), func() error {
+			got = customerOutcomesOf(t, custOuts.snapshot())
+			if len(got) < n {
+				return fmt.Errorf("%d of %d customer outcomes", len(got), n)
+			}
+			return nil
+		})
+		return got
+	}
+	first := distinct(firstCustomerOutcomes)
+	var subs []schemas.Outcome
+	for _, o := range h.waitOutcomes(outs, len(orders)) {
+		subs = append(subs, o)
+	}
+	s.checkFirst(t, h.sim, first, subs)
+	if err := demo.Publish(h.ctx, h.cfg.Brokers, h.cfg.CustomerOrdersTopic, []kafka.Message{sample.CustomerMessage(s.removeOK)}); err != nil {
+		t.Fatal(err)
+	}
+	all := distinct(firstCustomerOutcomes + 1)
+	s.checkRemoveRefused(t, h.sim, all[len(all)-1])
+	h.waitNoLag()
+	if _, err := consumer.WaitCaughtUp(h.ctx, h.kafkaClient(), h.cfg.CustomerGroupID(), h.cfg.CustomerOrdersTopic); err != nil {
+		t.Fatal(err)
+	}
+}

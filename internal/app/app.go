@@ -33,8 +33,10 @@ type App struct {
 	cfg      Config
 	log      zerolog.Logger
 	consumer *consumer.Consumer
-	health   *health
-	ln       net.Listener
+	// customers consumes the customer orders; nil when there are none.
+	customers *consumer.Consumer
+	health    *health
+	ln        net.Listener
 }
 
 // Handling is what handles one record, without the consumer that feeds it:
@@ -43,12 +45,17 @@ type App struct {
 // baseline feeds one from a plain kafka-go reader.
 type Handling struct {
 	Pipeline *pipeline.Pipeline
+	// Customers handles the customer orders, with the same workflow, so
+	// that subscriber orders know of the customer orders in flight.
+	Customers *pipeline.Pipeline
 	// Follower follows the orders left pending on their end user; an App
 	// runs it for the partitions its consumer owns.
 	Follower *pipeline.Follower
-	writer   *producer.Writer
-	kafka    kafkaClients
-	metrics  *metrics.Metrics
+	// Limiter is the Webex rate budget of this instance.
+	Limiter *provisioning.Limiter
+	writer  *producer.Writer
+	kafka   kafkaClients
+	metrics *metrics.Metrics
 }
 
 // NewHandling builds the Handling of a validated Config. It dials the
@@ -80,7 +87,7 @@ func NewHandling(ctx context.Context, cfg Config, log zerolog.Logger) (*Handling
 	}
 	wc := cfg.Writer
 	wc.Brokers, wc.OutcomesTopic, wc.DeadLetterTopic, wc.Transport = cfg.Brokers, cfg.OutcomesTopic, cfg.DeadLetterTopic, kc.transport
-	wc.FollowUpsTopic = cfg.followUpsTopic()
+	wc.FollowUpsTopic, wc.CustomerOutcomesTopic = cfg.followUpsTopic(), cfg.CustomerOutcomesTopic
 	w, err := producer.NewWriter(wc)
 	if err != nil {
 		return nil, err
@@ -91,7 +98,9 @@ func NewHandling(ctx context.Context, cfg Config, log zerolog.Logger) (*Handling
 	p := pipeline.New(pc, wf, w)
 	f := pipeline.NewFollower(p, cfg.Brokers, kc.dialer, client)
 	m.WatchPending(f)
-	return &Handling{Pipeline: p, Follower: f, writer: w, kafka: kc, metrics: m}, nil
+	cpc := pc
+	cpc.ConsumerGroup, cpc.Observer = cfg.CustomerGroupID(), m.Customers()
+	return &Handling{Pipeline: p, Customers: pipeline.NewCustomers(cpc, wf, w), Follower: f, Limiter: limiter, writer: w, kafka: kc, metrics: m}, nil
 }
 
 // Close releases the writers and the Kafka connections. Call it once nothing
@@ -125,6 +134,16 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	kclient := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second, Transport: h.kafka.transport}
 	h.metrics.WatchConsumer(c, kclient, cfg.GroupID, cfg.OrdersTopic)
 	a := &App{Handling: h, cfg: cfg, log: log, consumer: c, health: &health{consumer: c, client: kclient}}
+	if cfg.CustomerOrdersTopic != "" {
+		// A customer order's key is its externalId: the default key function.
+		cc := ccfg
+		cc.GroupID, cc.Topic, cc.KeyFunc, cc.Observer = cfg.CustomerGroupID(), cfg.CustomerOrdersTopic, nil, nil
+		if a.customers, err = consumer.New(cc, h.Customers); err != nil {
+			h.Close()
+			return nil, err
+		}
+		h.metrics.WatchConsumer(a.customers, kclient, cfg.CustomerGroupID(), cfg.CustomerOrdersTopic)
+	}
 	if cfg.HTTPAddr != "" {
 		// Listen now, so that a taken port stops the start with a clear error.
 		if a.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -233,7 +252,29 @@ func (a *App) Run(ctx context.Context) error {
 	fctx, stopFollower := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = a.Follower.Run(fctx) }()
-	err := a.consumer.Run(ctx)
+	// A fatal error of either consumer stops the instance: a half-working
+	// instance is worse than a restarted one.
+	mctx, stopMain := context.WithCancel(ctx)
+	defer stopMain()
+	customersDone := make(chan error, 1)
+	cctx, stopCustomers := context.WithCancel(ctx)
+	if a.customers != nil {
+		go func() {
+			err := a.runCustomers(cctx)
+			if err != nil {
+				stopMain()
+			}
+			customersDone <- err
+		}()
+	} else {
+		customersDone <- nil
+	}
+	err := a.consumer.Run(mctx)
+	stopCustomers()
+	customersErr := <-customersDone
+	if err == nil && customersErr != nil {
+		err = fmt.Errorf("the customer orders' consumer: %w", customersErr)
+	}
 	// The consumer revoked its partitions from the follower as it left.
 	stopFollower()
 	a.log.Info().Msg("provisioner stopped")

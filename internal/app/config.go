@@ -30,6 +30,11 @@ type Config struct {
 	OrdersTopic     string
 	OutcomesTopic   string
 	DeadLetterTopic string
+	// CustomerOrdersTopic holds customer-order events, read by a second
+	// consumer group (CustomerGroupID) of the same instances; "" reads none.
+	// CustomerOutcomesTopic receives customer-outcome events.
+	CustomerOrdersTopic   string
+	CustomerOutcomesTopic string
 	// Kafka is the TLS and SASL security of every Kafka connection. Default: plaintext.
 	Kafka kafkasec.Config
 
@@ -84,6 +89,11 @@ func (cfg Config) followUpsTopic() string {
 	return FollowUpsTopicOf(cfg.OrdersTopic)
 }
 
+// CustomerGroupID is the consumer group of the customer orders: the
+// instances' group with -customers, so that its offsets and its lag are its
+// own and a customer's minutes of provisioning hold no subscriber partition.
+func (cfg Config) CustomerGroupID() string { return cfg.GroupID + "-customers" }
+
 // FollowUpsTopicOf is the default follow-up topic of an orders topic.
 func FollowUpsTopicOf(ordersTopic string) string { return ordersTopic + "-followups" }
 
@@ -91,18 +101,20 @@ func FollowUpsTopicOf(ordersTopic string) string { return ordersTopic + "-follow
 // service's names, and each part's own defaults.
 func DefaultConfig() Config {
 	return Config{
-		GroupID:         "wholesale-provisioner",
-		OrdersTopic:     "subscriber-orders",
-		OutcomesTopic:   "subscriber-outcomes",
-		DeadLetterTopic: "subscriber-orders-dlt",
-		Consumer:        consumer.DefaultConfig(),
-		Writer:          producer.DefaultConfig(),
-		Pipeline:        pipeline.DefaultConfig(),
-		Client:          provisioning.DefaultClientConfig(),
-		Limiter:         provisioning.DefaultLimiterConfig(),
-		Workflow:        provisioning.DefaultWorkflowConfig(),
-		LogLevel:        "info",
-		LogFormat:       "json",
+		GroupID:               "wholesale-provisioner",
+		OrdersTopic:           "subscriber-orders",
+		OutcomesTopic:         "subscriber-outcomes",
+		DeadLetterTopic:       "subscriber-orders-dlt",
+		CustomerOrdersTopic:   "customer-orders",
+		CustomerOutcomesTopic: "customer-outcomes",
+		Consumer:              consumer.DefaultConfig(),
+		Writer:                producer.DefaultConfig(),
+		Pipeline:              pipeline.DefaultConfig(),
+		Client:                provisioning.DefaultClientConfig(),
+		Limiter:               provisioning.DefaultLimiterConfig(),
+		Workflow:              provisioning.DefaultWorkflowConfig(),
+		LogLevel:              "info",
+		LogFormat:             "json",
 	}
 }
 
@@ -127,9 +139,13 @@ func (cfg *Config) Validate() error {
 	topics := map[string]string{}
 	for _, t := range []struct{ flag, val string }{
 		{"orders-topic", cfg.OrdersTopic}, {"outcomes-topic", cfg.OutcomesTopic}, {"dead-letter-topic", cfg.DeadLetterTopic},
-		{"followups-topic", cfg.followUpsTopic()},
+		{"followups-topic", cfg.followUpsTopic()}, {"customer-orders-topic", cfg.CustomerOrdersTopic},
+		{"customer-outcomes-topic", cfg.CustomerOutcomesTopic},
 	} {
 		switch {
+		case t.val == "" && t.flag == "customer-orders-topic":
+			// No customer orders.
+		case t.val == "" && t.flag == "customer-outcomes-topic" && cfg.CustomerOrdersTopic == "":
 		case t.val == "":
 			bad("--%s (%s) is empty: name the topic", t.flag, EnvName(t.flag))
 		case topics[t.val] != "":
@@ -181,6 +197,8 @@ func (cfg *Config) Validate() error {
 	}{
 		{"request-timeout", cfg.Client.RequestTimeout}, {"retry-initial-interval", cfg.Workflow.RetryInitialInterval},
 		{"retry-max-interval", cfg.Workflow.RetryMaxInterval}, {"retry-max-elapsed", cfg.Workflow.RetryMaxElapsed}, {"status-poll-interval", cfg.Workflow.StatusPollInterval}, {"status-max-wait", cfg.Workflow.StatusMaxWait},
+		{"customer-poll-interval", cfg.Workflow.CustomerPollInterval}, {"customer-max-wait", cfg.Workflow.CustomerMaxWait},
+		{"subscriber-customer-wait", cfg.Workflow.SubscriberCustomerWait},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -196,7 +214,8 @@ func (cfg *Config) Validate() error {
 	for _, n := range []struct {
 		flag string
 		v    int
-	}{{"max-in-flight", cfg.Consumer.MaxInFlight}, {"max-buffered-per-partition", cfg.Consumer.MaxBufferedPerPartition}, {"max-buffered", cfg.Consumer.MaxBuffered}, {"webex-max-concurrent", cfg.Limiter.MaxConcurrent}} {
+	}{{"max-in-flight", cfg.Consumer.MaxInFlight}, {"max-buffered-per-partition", cfg.Consumer.MaxBufferedPerPartition}, {"max-buffered", cfg.Consumer.MaxBuffered}, {"webex-max-concurrent", cfg.Limiter.MaxConcurrent},
+		{"customer-cache-size", cfg.Workflow.CustomerCacheSize}} {
 		if n.v < 1 {
 			bad("--%s must be at least 1, not %d", n.flag, n.v)
 		}

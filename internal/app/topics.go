@@ -75,3 +75,33 @@ func ensureTopic(ctx context.Context, c *kafka.Client, topic, orders string) err
 	}
 	return nil
 }
+
+// runCustomers consumes the customer orders until ctx ends. Until the
+// customer orders topic exists it waits for it, saying so once: an
+// operator who has not created it yet still gets every subscriber order
+// served.
+func (a *App) runCustomers(ctx context.Context) error {
+	topic := a.cfg.CustomerOrdersTopic
+	c := &kafka.Client{Addr: kafka.TCP(a.cfg.Brokers...), Timeout: 10 * time.Second, Transport: a.kafka.transport}
+	for warned := false; ; {
+		md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		if err == nil && len(md.Topics) == 1 && md.Topics[0].Error == nil && len(md.Topics[0].Partitions) > 0 {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !warned && err == nil {
+			a.log.Warn().Str("topic", topic).Msg("the customer orders topic does not exist: customer orders are read once it does (create it, or set --customer-orders-topic \"\" to read none)")
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(5 * time.Second):
+		}
+	}
+	a.log.Info().Str("topic", topic).Str("group_id", a.cfg.CustomerGroupID()).Str("outcomes_topic", a.cfg.CustomerOutcomesTopic).
+		Msg("consuming customer orders")
+	return a.customers.Run(ctx)
+}

@@ -5,6 +5,7 @@ package demo
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -58,8 +59,10 @@ func DefaultSim() webexsim.Config {
 		AcceptDomain:           sample.AcceptDomain,
 		PendingResolveDelay:    500 * time.Millisecond,
 		UpdateDelay:            100 * time.Millisecond,
-		Faults:                 webexsim.FaultRates{Status429: 0.03, Status503: 0.03, LostResponse: 0.05, LostResponseAll: true},
-		RetryAfter:             time.Second,
+		// A new enterprise takes a while: its subscribers wait for it.
+		CustomerProvisioningDelay: time.Second,
+		Faults:                    webexsim.FaultRates{Status429: 0.03, Status503: 0.03, LostResponse: 0.05, LostResponseAll: true},
+		RetryAfter:                time.Second,
 	}
 }
 
@@ -95,8 +98,12 @@ func (o Options) Validate() error {
 // the simulator's counters, the group's lag at the end.
 type Report struct {
 	Records, Malformed, Special int
-	Outcomes                    []schemas.Outcome
-	DeadLetters                 []schemas.DeadLetter
+	// Members are the subscriber orders of the customer the demo onboards.
+	Members  int
+	Outcomes []schemas.Outcome
+	// CustomerOutcomes are the customer outcome events read back.
+	CustomerOutcomes []schemas.CustomerOutcome
+	DeadLetters      []schemas.DeadLetter
 	// DeadLetterHeaders are the headers of each dead letter, by name.
 	DeadLetterHeaders []map[string]string
 	Sim               webexsim.Stats
@@ -108,9 +115,9 @@ type Report struct {
 func (o Options) Describe() string {
 	o.setDefaults()
 	records, plan := demoRecords(o.Orders)
-	return fmt.Sprintf("Demo: %d records (%d valid orders, %d special, %d malformed) into %d partitions; "+
+	return fmt.Sprintf("Demo: a new customer and its %d subscribers, then %d records (%d valid orders, %d special, %d malformed) into %d partitions; "+
 		"Webex simulator latency %s+%s, faults 429 %.0f%% / 503 %.0f%% / lost answer %.0f%%.",
-		len(records), o.Orders, plan.special, plan.malformed, o.Partitions, o.Sim.Latency, o.Sim.LatencyJitter,
+		plan.members, len(records), o.Orders, plan.special, plan.malformed, o.Partitions, o.Sim.Latency, o.Sim.LatencyJitter,
 		100*o.Sim.Faults.Status429, 100*o.Sim.Faults.Status503, 100*o.Sim.Faults.LostResponse)
 }
 
@@ -127,7 +134,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	cluster, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
 		kfake.SeedTopics(int32(o.Partitions), cfg.OrdersTopic),
-		kfake.SeedTopics(1, cfg.OutcomesTopic, cfg.DeadLetterTopic),
+		kfake.SeedTopics(1, cfg.OutcomesTopic, cfg.DeadLetterTopic, cfg.CustomerOrdersTopic, cfg.CustomerOutcomesTopic),
 	)
 	if err != nil {
 		return Report{}, fmt.Errorf("starting the in-process Kafka broker: %w", err)
@@ -155,6 +162,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	cfg.Workflow.RetryMaxElapsed = 30 * time.Second
 	cfg.Workflow.StatusPollInterval = 100 * time.Millisecond
 	cfg.Workflow.StatusMaxWait = 30 * time.Second
+	cfg.Workflow.CustomerPollInterval = 200 * time.Millisecond
 	cfg.Pipeline.FollowUp.SweepInterval, cfg.Pipeline.FollowUp.MaxSweepInterval = 200*time.Millisecond, 400*time.Millisecond
 	if err := cfg.Validate(); err != nil {
 		return Report{}, err
@@ -170,10 +178,15 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	go func() { appDone <- a.Run(appCtx) }()
 
 	records, plan := demoRecords(o.Orders)
+	// The customer order and its members go out together, as a billing
+	// system onboarding an enterprise sends them.
+	if err := Publish(ctx, cfg.Brokers, cfg.CustomerOrdersTopic, []kafka.Message{sample.CustomerMessage(plan.customer)}); err != nil {
+		return Report{}, err
+	}
 	if err := Publish(ctx, cfg.Brokers, cfg.OrdersTopic, records); err != nil {
 		return Report{}, err
 	}
-	obs := newObserver(cfg.Brokers, cfg.OutcomesTopic, cfg.DeadLetterTopic)
+	obs := newObserver(cfg.Brokers, cfg.OutcomesTopic, cfg.DeadLetterTopic, cfg.CustomerOutcomesTopic)
 	obsCtx, stopObs := context.WithCancel(ctx)
 	defer stopObs()
 	obs.start(obsCtx, &wg)
@@ -184,7 +197,13 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if err := obs.wait(ctx, plan, progress); err != nil {
 		return Report{}, err
 	}
-	lag, err := consumer.WaitCaughtUp(ctx, &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}, cfg.GroupID, cfg.OrdersTopic)
+	kc := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second}
+	lag, err := consumer.WaitCaughtUp(ctx, kc, cfg.GroupID, cfg.OrdersTopic)
+	if err == nil {
+		var clag []consumer.PartitionLag
+		clag, err = consumer.WaitCaughtUp(ctx, kc, cfg.CustomerGroupID(), cfg.CustomerOrdersTopic)
+		lag = append(lag, clag...)
+	}
 	stopApp()
 	<-appDone
 	stopObs()
@@ -193,8 +212,8 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	}
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
-	return Report{Records: len(records), Malformed: plan.malformed, Special: plan.special,
-		Outcomes: obs.got, DeadLetters: obs.dead, DeadLetterHeaders: obs.deadHdrs,
+	return Report{Records: len(records), Malformed: plan.malformed, Special: plan.special, Members: plan.members,
+		Outcomes: obs.got, CustomerOutcomes: obs.customers, DeadLetters: obs.dead, DeadLetterHeaders: obs.deadHdrs,
 		Sim: simServer.Stats(), Lag: lag, Took: time.Since(started)}, obs.err
 }
 
@@ -204,12 +223,23 @@ type demoPlan struct {
 	noOrderID int // dead letters of records whose order id cannot be read
 	special   int
 	malformed int
+	// customer is the customer order the demo onboards; members are its
+	// subscriber orders, published with it.
+	customer schemas.CustomerOrder
+	members  int
 }
+
+// demoMembers is how many subscribers the demo's new customer has.
+const demoMembers = 5
 
 func demoRecords(n int) ([]kafka.Message, demoPlan) {
 	runID := fmt.Sprintf("demo%d", time.Now().Unix()%100000)
 	now := time.Now()
 	var msgs []kafka.Message
+	customer := sample.Customer(runID, 1, "", now)
+	for i := range demoMembers {
+		msgs = append(msgs, sample.Message(sample.Member(customer, i, now)))
+	}
 	var first, sixth schemas.Order
 	var secondMsg kafka.Message
 	for i := 0; i < n; i++ {
@@ -246,7 +276,7 @@ func demoRecords(n int) ([]kafka.Message, demoPlan) {
 		sample.Message(sample.Update(sixth, "upd", "webex_suite", now)), sample.Message(sample.Remove(sixth, "rm", now)),
 		sample.Message(sample.Update(ghost, "upd", "webex_suite", now)), sample.Message(sample.Remove(ghost, "rm", now)))
 	// Every order answered, and the one whose user accepts answered again.
-	plan := demoPlan{outcomes: n + 6 + 1, special: 9}
+	plan := demoPlan{outcomes: n + 6 + 1 + demoMembers + 1, special: 9, customer: customer, members: demoMembers}
 	for _, m := range sample.MalformedRecords(runID) {
 		msgs = append(msgs, kafka.Message{Key: []byte("malformed/" + m.Name), Value: m.Value})
 		plan.malformed++
@@ -278,18 +308,19 @@ func Publish(ctx context.Context, brokers []string, topic string, msgs []kafka.M
 
 // observer reads the outcome and dead-letter topics, as a downstream system would.
 type observer struct {
-	brokers            []string
-	outcomes, dlqTopic string
+	brokers                           []string
+	outcomes, dlqTopic, customerTopic string
 
-	mu       sync.Mutex
-	got      []schemas.Outcome
-	dead     []schemas.DeadLetter
-	deadHdrs []map[string]string
-	err      error
+	mu        sync.Mutex
+	got       []schemas.Outcome
+	customers []schemas.CustomerOutcome
+	dead      []schemas.DeadLetter
+	deadHdrs  []map[string]string
+	err       error
 }
 
-func newObserver(brokers []string, outcomes, dlq string) *observer {
-	return &observer{brokers: brokers, outcomes: outcomes, dlqTopic: dlq}
+func newObserver(brokers []string, outcomes, dlq, customerOutcomes string) *observer {
+	return &observer{brokers: brokers, outcomes: outcomes, dlqTopic: dlq, customerTopic: customerOutcomes}
 }
 
 func (o *observer) start(ctx context.Context, wg *sync.WaitGroup) {
@@ -309,7 +340,17 @@ func (o *observer) start(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		}
 	}
-	wg.Add(2)
+	wg.Add(3)
+	go read(o.customerTopic, func(m kafka.Message) error {
+		var out schemas.CustomerOutcome
+		if err := json.Unmarshal(m.Value, &out); err != nil {
+			return fmt.Errorf("customer outcome at offset %d is not JSON: %w", m.Offset, err)
+		}
+		o.mu.Lock()
+		o.customers = append(o.customers, out)
+		o.mu.Unlock()
+		return nil
+	})
 	go read(o.outcomes, func(m kafka.Message) error {
 		var out schemas.Outcome
 		if err := json.Unmarshal(m.Value, &out); err != nil {
@@ -337,17 +378,23 @@ func (o *observer) start(ctx context.Context, wg *sync.WaitGroup) {
 	})
 }
 
-// counts returns outcomes seen, dead letters seen, and dead letters expected so far.
+// counts returns outcomes seen (the customer's among them), dead letters
+// seen, and dead letters expected so far.
 func (o *observer) counts(plan demoPlan) (int, int, int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	failed := 0
+	for _, out := range o.customers {
+		if out.Status == schemas.StatusFailed {
+			failed++
+		}
+	}
 	for _, out := range o.got {
 		if out.Status == schemas.StatusFailed {
 			failed++
 		}
 	}
-	return len(o.got), len(o.dead), failed + plan.noOrderID
+	return len(o.got) + len(o.customers), len(o.dead), failed + plan.noOrderID
 }
 
 func (o *observer) wait(ctx context.Context, plan demoPlan, progress io.Writer) error {
@@ -479,18 +526,35 @@ func (r Report) WriteSummary(w io.Writer, logFile string) error {
 			}
 		}
 	}
+	var problems []error
+	for _, c := range o.CustomerOutcomes {
+		members := 0
+		for _, out := range o.Outcomes {
+			if out.CustomerExternalID == c.ExternalID && out.Status == schemas.StatusProvisioned {
+				members++
+			}
+		}
+		org := ""
+		if c.Customer != nil {
+			org = ", org " + c.Customer.OrgID
+		}
+		fmt.Fprintf(w, "\nNew customer %s: %s%s; %d of its %d subscribers provisioned, having waited for it.\n", c.ExternalID, c.Status, org, members, o.Members)
+		if members != o.Members {
+			problems = append(problems, fmt.Errorf("%d of the new customer's %d subscribers were provisioned", members, o.Members))
+		}
+	}
 	fmt.Fprintf(w, "\nWebex simulator: %d API calls (%d answered 429/5xx or reset), %d subscribers created, at most %d per email.\n",
 		st.Requests, faults, st.Creates, st.MaxCreatesPerEmail)
 	fmt.Fprintf(w, "Kafka: committed offsets %d = end offsets %d on all %d partitions (lag 0); dead letters carry context headers: %v.\n",
 		committed, end, len(lag), missingHdr == 0)
 	fmt.Fprintf(w, "Took %s. Structured logs (emails masked): %s\n", took.Round(10*time.Millisecond), logFile)
-	switch {
-	case st.MaxCreatesPerEmail > 1:
-		return fmt.Errorf("a subscriber was created %d times", st.MaxCreatesPerEmail)
-	case missingHdr > 0:
-		return fmt.Errorf("%d dead-letter context headers missing", missingHdr)
+	if st.MaxCreatesPerEmail > 1 {
+		problems = append(problems, fmt.Errorf("a subscriber was created %d times", st.MaxCreatesPerEmail))
 	}
-	return nil
+	if missingHdr > 0 {
+		problems = append(problems, fmt.Errorf("%d dead-letter context headers missing", missingHdr))
+	}
+	return errors.Join(problems...)
 }
 
 func clip(s string, n int) string {

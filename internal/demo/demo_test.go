@@ -39,8 +39,24 @@ func TestRun(t *testing.T) {
 	if rep.Sim.MaxCreatesPerEmail != 1 || len(rep.DeadLetters) < rep.Malformed {
 		t.Errorf("max creates per email %d, %d dead letters for %d malformed records", rep.Sim.MaxCreatesPerEmail, len(rep.DeadLetters), rep.Malformed)
 	}
+	// The new customer, and every one of its subscribers once it was provisioned.
+	if len(rep.CustomerOutcomes) != 1 || rep.CustomerOutcomes[0].Status != schemas.StatusProvisioned {
+		t.Errorf("customer outcomes %+v: want the new customer provisioned", rep.CustomerOutcomes)
+	}
+	members := 0
+	for _, o := range rep.Outcomes {
+		if o.CustomerExternalID != "" && len(rep.CustomerOutcomes) == 1 && o.CustomerExternalID == rep.CustomerOutcomes[0].ExternalID {
+			if o.Status != schemas.StatusProvisioned || o.CustomerID != rep.CustomerOutcomes[0].Customer.ID {
+				t.Errorf("member outcome %+v: want provisioned in the new customer", o)
+			}
+			members++
+		}
+	}
+	if members != rep.Members || members == 0 {
+		t.Errorf("%d member outcomes, want %d", members, rep.Members)
+	}
 	var out bytes.Buffer
-	if err := rep.WriteSummary(&out, "demo.log"); err != nil || !strings.Contains(out.String(), "(lag 0)") {
+	if err := rep.WriteSummary(&out, "demo.log"); err != nil || !strings.Contains(out.String(), "(lag 0)") || !strings.Contains(out.String(), "New customer ") {
 		t.Errorf("summary %v:\n%s", err, out.String())
 	}
 }

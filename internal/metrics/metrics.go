@@ -5,6 +5,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,6 +37,10 @@ type Metrics struct {
 	commitTime   prometheus.Histogram
 	rebalances   prometheus.Counter
 	assigned     prometheus.Gauge
+	customers    *prometheus.CounterVec
+
+	mu        sync.Mutex
+	consumers *consumerCollector // nil until a consumer is watched
 
 	// calls caches the series of each (endpoint, method, status) of a Webex
 	// call: finding them by label values hashes the labels on every call.
@@ -92,7 +97,9 @@ func New() *Metrics {
 		Help: "Consumer-group generations joined (one per rebalance)."})
 	m.assigned = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "consumer_assigned_partitions",
 		Help: "Partitions assigned to this instance."})
-	m.reg.MustRegister(m.orders, m.deadLetters, m.requests, m.duration, m.retries, m.retryAfter,
+	m.customers = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "customer_orders_total",
+		Help: "Customer orders answered, by outcome (provisioned, provisioned_with_errors, pending_review, updated, removed, failed, none) and reason."}, []string{"outcome", "reason"})
+	m.reg.MustRegister(m.orders, m.deadLetters, m.customers, m.requests, m.duration, m.retries, m.retryAfter,
 		m.commits, m.commitErrors, m.commitTime, m.rebalances, m.assigned,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -115,6 +122,25 @@ func (m *Metrics) Finished(outcome, reason, deadLetterReason string) {
 	m.orders.WithLabelValues(outcome, reason).Inc()
 	if deadLetterReason != "" {
 		m.deadLetters.WithLabelValues(deadLetterReason).Inc()
+	}
+}
+
+// Customers is the pipeline observer of the customer orders: their
+// outcomes are counted apart from the subscribers', their dead letters with
+// the others.
+func (m *Metrics) Customers() CustomerObserver { return CustomerObserver{m} }
+
+// CustomerObserver counts answered customer orders.
+type CustomerObserver struct{ m *Metrics }
+
+// Finished counts one answered customer order.
+func (o CustomerObserver) Finished(outcome, reason, deadLetterReason string) {
+	if outcome == "" {
+		outcome = "none"
+	}
+	o.m.customers.WithLabelValues(outcome, reason).Inc()
+	if deadLetterReason != "" {
+		o.m.deadLetters.WithLabelValues(deadLetterReason).Inc()
 	}
 }
 
@@ -200,9 +226,19 @@ type LimiterSource interface {
 }
 
 // WatchConsumer adds the gauges read from the consumer and, like a lag exporter,
-// the end and committed offsets of group on topic read from the broker.
+// the end and committed offsets of group on topic read from the broker. It
+// may be called once per consumer of the instance (the orders', the customer
+// orders'): the series of each carry its topic, and the instance-wide gauges
+// add theirs up.
 func (m *Metrics) WatchConsumer(c ConsumerSource, client *kafka.Client, group, topic string) {
-	m.reg.MustRegister(&consumerCollector{src: c, client: client, group: group, topic: topic})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w := &watchedConsumer{src: c, client: client, group: group, topic: topic}
+	if m.consumers == nil {
+		m.consumers = &consumerCollector{}
+		m.reg.MustRegister(m.consumers)
+	}
+	m.consumers.add(w)
 }
 
 // WatchLimiter adds the rate limiter's counters and gauges.
@@ -227,7 +263,20 @@ var (
 	descUp       = prometheus.NewDesc(ns+"_kafka_up", "1 when the broker answered the last lag query.", nil, nil)
 )
 
+// consumerCollector collects the series of every watched consumer.
 type consumerCollector struct {
+	mu        sync.Mutex
+	consumers []*watchedConsumer
+}
+
+func (c *consumerCollector) add(w *watchedConsumer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.consumers = append(c.consumers, w)
+}
+
+// watchedConsumer is one consumer, and its group's lag read from the broker.
+type watchedConsumer struct {
 	src    ConsumerSource
 	client *kafka.Client
 	group  string
@@ -246,7 +295,7 @@ func (c *consumerCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // lag queries the broker at most every 5 seconds, however often it is scraped.
-func (c *consumerCollector) lag() ([]consumer.PartitionLag, error) {
+func (c *watchedConsumer) lag() ([]consumer.PartitionLag, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if time.Since(c.at) < 5*time.Second {
@@ -260,15 +309,33 @@ func (c *consumerCollector) lag() ([]consumer.PartitionLag, error) {
 }
 
 func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.src.Stats()
-	ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, float64(s.InFlight))
-	ch <- prometheus.MustNewConstMetric(descBlocked, prometheus.GaugeValue, float64(s.BlockedRecords))
-	ch <- prometheus.MustNewConstMetric(descRetrying, prometheus.GaugeValue, float64(s.RetryingKeys))
-	fault := 0.0
-	if s.Paused {
-		fault = 1
+	c.mu.Lock()
+	consumers := slices.Clone(c.consumers)
+	c.mu.Unlock()
+	var inFlight, blocked, retrying, fault float64
+	up := 1.0
+	for _, w := range consumers {
+		s := w.src.Stats()
+		inFlight += float64(s.InFlight)
+		blocked += float64(s.BlockedRecords)
+		retrying += float64(s.RetryingKeys)
+		if s.Paused {
+			fault = 1
+		}
+		if !w.collect(ch, s) {
+			up = 0
+		}
 	}
+	ch <- prometheus.MustNewConstMetric(descInFlight, prometheus.GaugeValue, inFlight)
+	ch <- prometheus.MustNewConstMetric(descBlocked, prometheus.GaugeValue, blocked)
+	ch <- prometheus.MustNewConstMetric(descRetrying, prometheus.GaugeValue, retrying)
 	ch <- prometheus.MustNewConstMetric(descFault, prometheus.GaugeValue, fault)
+	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
+}
+
+// collect sends the consumer's partition series; false when the broker did
+// not answer the lag query.
+func (c *watchedConsumer) collect(ch chan<- prometheus.Metric, s consumer.Stats) bool {
 	for _, p := range s.Partitions {
 		part := strconv.Itoa(p.Partition)
 		ch <- prometheus.MustNewConstMetric(descLagSecs, prometheus.GaugeValue, p.OldestAge.Seconds(), c.topic, part)
@@ -278,17 +345,13 @@ func (c *consumerCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	lag, err := c.lag()
-	up := 1.0
-	if err != nil {
-		up = 0
-	}
-	ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up)
 	for _, l := range lag {
 		part := strconv.Itoa(l.Partition)
 		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, float64(l.Lag), c.topic, part)
 		ch <- prometheus.MustNewConstMetric(descEnd, prometheus.GaugeValue, float64(l.End), c.topic, part)
 		ch <- prometheus.MustNewConstMetric(descCommitted, prometheus.GaugeValue, float64(l.Committed), c.topic, part)
 	}
+	return err == nil
 }
 
 var (

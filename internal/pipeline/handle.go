@@ -15,9 +15,8 @@ import (
 // so that a later failure or panic can still name the order. A record that
 // cannot be carried out is a *schemas.Fault (or an error that has one).
 func (p *Pipeline) handle(ctx context.Context, r *job) (answer, error) {
-	if len(r.msg.Value) > p.cfg.MaxRecordBytes {
-		return answer{}, &schemas.Fault{Class: schemas.ErrorClassInvalidInput, Step: schemas.StepDecode, Reason: schemas.ReasonRecordTooLarge,
-			Message: fmt.Sprintf("record value of %d bytes exceeds the limit of %d bytes", len(r.msg.Value), p.cfg.MaxRecordBytes)}
+	if err := p.checkSize(r); err != nil {
+		return answer{}, err
 	}
 	o, err := schemas.DecodeOrder(r.msg.Value)
 	if err != nil {
@@ -25,10 +24,15 @@ func (p *Pipeline) handle(ctx context.Context, r *job) (answer, error) {
 	}
 	r.order = &o
 	r.digest, r.digested = orderDigest(o), true
-	r.log = r.log.With().Str("order_id", o.OrderID).Str("customer_id", o.CustomerID).Str("email", redact.Email(o.Email)).Logger()
-	if p.seen.conflicts(o.OrderID, r.digest) {
-		return answer{}, &schemas.Fault{Class: schemas.ErrorClassInvalidInput, Step: schemas.StepValidate, Reason: schemas.ReasonDuplicateOrderID,
-			Message: "order id " + o.OrderID + " was already used for an order with different content; send changes under a new order id"}
+	lc := r.log.With().Str("order_id", o.OrderID).Str("email", redact.Email(o.Email))
+	if o.CustomerID != "" {
+		lc = lc.Str("customer_id", o.CustomerID)
+	} else {
+		lc = lc.Str("customer_external_id", o.CustomerExternalID)
+	}
+	r.log = lc.Logger()
+	if err := p.checkReuse(r, o.OrderID); err != nil {
+		return answer{}, err
 	}
 	res, err := p.wf.Run(r.log.WithContext(ctx), o, r.wait)
 	if err != nil {
@@ -36,6 +40,9 @@ func (p *Pipeline) handle(ctx context.Context, r *job) (answer, error) {
 	}
 	out := p.outcome(r, o.OrderID, res.Status)
 	out.Attempts = res.Attempts
+	if res.CustomerID != "" {
+		out.CustomerID = res.CustomerID // resolved from customerExternalId
+	}
 	out.Subscriber = subscriberRef(res)
 	out.Precheck = precheckOf(res.Precheck)
 	switch res.Status {
@@ -52,7 +59,7 @@ func (p *Pipeline) handle(ctx context.Context, r *job) (answer, error) {
 	case schemas.StatusRemoved:
 		if p.follower != nil {
 			// Its same key puts it on the partition of the orders it ends.
-			p.follower.Supersede(ctx, r.msg.Partition, o.CustomerID, o.Email, o.OrderID)
+			p.follower.Supersede(ctx, r.msg.Partition, out.CustomerID, o.Email, o.OrderID)
 		}
 	}
 	return a, nil
@@ -108,6 +115,7 @@ func (p *Pipeline) outcome(r *job, orderID string, status schemas.OutcomeStatus)
 	if o := r.order; o != nil {
 		out.Action = o.Action
 		out.CustomerID = o.CustomerID
+		out.CustomerExternalID = o.CustomerExternalID
 		out.Email = o.Email
 		t := o.OccurredAt
 		out.OrderOccurredAt = &t
@@ -142,4 +150,23 @@ func (p *Pipeline) deadLetterOf(r *job, orderID string, f schemas.Fault) *schema
 			Headers:   hs,
 		},
 	}
+}
+
+// checkSize refuses a record larger than MaxRecordBytes before any decoding.
+func (p *Pipeline) checkSize(r *job) error {
+	if len(r.msg.Value) > p.cfg.MaxRecordBytes {
+		return &schemas.Fault{Class: schemas.ErrorClassInvalidInput, Step: schemas.StepDecode, Reason: schemas.ReasonRecordTooLarge,
+			Message: fmt.Sprintf("record value of %d bytes exceeds the limit of %d bytes", len(r.msg.Value), p.cfg.MaxRecordBytes)}
+	}
+	return nil
+}
+
+// checkReuse refuses an order id seen before with other content: the
+// billing system must send a change under a new order id.
+func (p *Pipeline) checkReuse(r *job, orderID string) error {
+	if p.seen.conflicts(orderID, r.digest) {
+		return &schemas.Fault{Class: schemas.ErrorClassInvalidInput, Step: schemas.StepValidate, Reason: schemas.ReasonDuplicateOrderID,
+			Message: "order id " + orderID + " was already used for an order with different content; send changes under a new order id"}
+	}
+	return nil
 }

@@ -72,17 +72,25 @@ func (p *Pipeline) deadLetter(next Handler) Handler {
 func (p *Pipeline) failed(r *job, f schemas.Fault) answer {
 	orderID := r.orderID(&f)
 	a := answer{dead: p.deadLetterOf(r, orderID, f)}
-	if orderID == "" {
-		return a
+	if orderID != "" {
+		p.failedOutcome(r, &a, orderID, f)
 	}
+	return a
+}
+
+// failureOf is what a failed outcome says of f.
+func failureOf(f schemas.Fault) *schemas.Failure {
+	if f.Failure != nil {
+		return f.Failure
+	}
+	return &schemas.Failure{Reason: schemas.ReasonInvalidOrder, Message: f.Message}
+}
+
+func (p *Pipeline) failedSubscriberOutcome(r *job, a *answer, orderID string, f schemas.Fault) {
 	out := p.outcome(r, orderID, schemas.StatusFailed)
-	out.Failure = f.Failure
-	if out.Failure == nil {
-		out.Failure = &schemas.Failure{Reason: schemas.ReasonInvalidOrder, Message: f.Message}
-	}
+	out.Failure = failureOf(f)
 	out.Attempts = f.Attempts
 	a.outcome = &out
-	return a
 }
 
 // publish writes the answer, retrying until Kafka acknowledges it or ctx
@@ -145,6 +153,13 @@ func (p *Pipeline) records(r *job, a answer) ([]kafka.Message, error) {
 		}
 		msgs = append(msgs, m)
 	}
+	if a.customerOutcome != nil {
+		m, err := p.pub.CustomerOutcome(r.msg.Key, *a.customerOutcome)
+		if err != nil {
+			return nil, fmt.Errorf("building customer outcome: %w", err)
+		}
+		msgs = append(msgs, m)
+	}
 	return msgs, nil
 }
 
@@ -156,17 +171,15 @@ func (p *Pipeline) report(next Handler) Handler {
 		if err != nil {
 			return a, err
 		}
-		if a.outcome != nil && r.order != nil && a.outcome.Status != schemas.StatusFailed {
-			p.seen.add(r.order.OrderID, r.digest)
+		if id := r.decodedID(); id != "" && a.status() != "" && a.status() != schemas.StatusFailed {
+			p.seen.add(id, r.digest)
 		}
 		p.logFinished(r, a, p.cfg.Now().Sub(r.start))
 		if p.cfg.Observer != nil {
-			var status, reason, dead string
-			if a.outcome != nil {
-				status = string(a.outcome.Status)
-				if a.outcome.Failure != nil {
-					reason = string(a.outcome.Failure.Reason)
-				}
+			var reason, dead string
+			status := string(a.status())
+			if f := a.failure(); f != nil {
+				reason = string(f.Reason)
 			}
 			if a.dead != nil {
 				dead = a.dead.Reason
@@ -182,11 +195,23 @@ func (p *Pipeline) report(next Handler) Handler {
 
 func (p *Pipeline) logFinished(r *job, a answer, took time.Duration) {
 	ev := r.log.Info()
-	if a.outcome != nil {
-		ev = ev.Str("outcome", string(a.outcome.Status)).Int("attempts", a.outcome.Attempts)
-		if a.outcome.Failure != nil {
-			ev = ev.Str("reason", string(a.outcome.Failure.Reason))
+	if st := a.status(); st != "" {
+		ev = ev.Str("outcome", string(st))
+	}
+	if f := a.failure(); f != nil {
+		ev = ev.Str("reason", string(f.Reason))
+		if f.CustomerOrderID != "" {
+			ev = ev.Str("customer_order_id", f.CustomerOrderID)
 		}
+	}
+	if co := a.customerOutcome; co != nil {
+		ev = ev.Int("attempts", co.Attempts)
+		if c := co.Customer; c != nil {
+			ev = ev.Str("customer_id", c.ID).Str("webex_status", c.WebexStatus).Bool("found_by_lookup", c.FoundByLookup)
+		}
+	}
+	if a.outcome != nil {
+		ev = ev.Int("attempts", a.outcome.Attempts)
 		if a.outcome.Subscriber != nil {
 			ev = ev.Str("subscriber_id", a.outcome.Subscriber.ID).Bool("already_existed", a.outcome.Subscriber.AlreadyExisted).
 				Bool("found_by_lookup", a.outcome.Subscriber.FoundByLookup)
@@ -198,7 +223,7 @@ func (p *Pipeline) logFinished(r *job, a answer, took time.Duration) {
 	}
 	if a.dead != nil {
 		ev = ev.Bool("dead_lettered", true).Str("dlq_reason", a.dead.Reason).Str("error", redact.Text(a.dead.Message))
-		if r.order == nil && a.dead.OrderID != "" {
+		if r.decodedID() == "" && a.dead.OrderID != "" {
 			ev = ev.Str("order_id", a.dead.OrderID)
 		}
 	}

@@ -22,9 +22,15 @@ type Workflow interface {
 	Run(ctx context.Context, o schemas.Order, wait provisioning.Wait) (provisioning.Result, error)
 }
 
+// CustomerWorkflow carries out one customer order on Webex, waiting through wait.
+type CustomerWorkflow interface {
+	RunCustomer(ctx context.Context, o schemas.CustomerOrder, wait provisioning.Wait) (provisioning.CustomerResult, error)
+}
+
 // Publisher builds and durably writes outcome and dead-letter records.
 type Publisher interface {
 	Outcome(key []byte, o schemas.Outcome) (kafka.Message, error)
+	CustomerOutcome(key []byte, o schemas.CustomerOutcome) (kafka.Message, error)
 	DeadLetter(orig kafka.Message, d schemas.DeadLetter) (kafka.Message, error)
 	// FollowUp builds the follow-up record of an order (nil f: its tombstone)
 	// for the given partition of the follow-up topic.
@@ -91,36 +97,84 @@ type Observer interface {
 	Finished(outcome, reason, deadLetterReason string)
 }
 
-// Pipeline is a consumer.Handler for the orders topic. It is safe for concurrent use.
+// Pipeline is a consumer.Handler for the orders topic, or for the customer
+// orders topic. It is safe for concurrent use.
 type Pipeline struct {
 	cfg  Config
 	wf   Workflow
+	cwf  CustomerWorkflow
 	pub  Publisher
 	log  zerolog.Logger
 	seen *seenOrders
 	// run is the order's handling inside its cross-cutting steps.
 	run Handler
+	// failedOutcome sets the failed outcome of an order in a.
+	failedOutcome func(r *job, a *answer, orderID string, f schemas.Fault)
 	// follower follows the orders left pending; nil when none does (tests).
 	follower *Follower
 }
 
-// New returns a Pipeline.
+// New returns a Pipeline for subscriber orders.
 func New(cfg Config, wf Workflow, pub Publisher) *Pipeline {
-	cfg.setDefaults()
-	p := &Pipeline{cfg: cfg, wf: wf, pub: pub, log: *cfg.Logger, seen: newSeenOrders(cfg.RememberOrders)}
-	// Outermost first: the answer is reported once it is published; a failure
-	// becomes a dead letter before that; a panic becomes a failure.
-	p.run = chain(p.handle, p.report, p.publish, p.deadLetter, p.recoverPanic)
+	p := newPipeline(cfg, pub)
+	p.wf = wf
+	p.failedOutcome = p.failedSubscriberOutcome
+	p.run = p.chain(p.handle)
 	return p
+}
+
+// NewCustomers returns a Pipeline for customer orders: the same steps
+// around another handler, with customer outcomes.
+func NewCustomers(cfg Config, wf CustomerWorkflow, pub Publisher) *Pipeline {
+	p := newPipeline(cfg, pub)
+	p.cwf = wf
+	p.failedOutcome = p.failedCustomerOutcome
+	p.run = p.chain(p.handleCustomer)
+	return p
+}
+
+func newPipeline(cfg Config, pub Publisher) *Pipeline {
+	cfg.setDefaults()
+	return &Pipeline{cfg: cfg, pub: pub, log: *cfg.Logger, seen: newSeenOrders(cfg.RememberOrders)}
+}
+
+// chain puts h inside the cross-cutting steps. Outermost first: the answer
+// is reported once it is published; a failure becomes a dead letter before
+// that; a panic becomes a failure.
+func (p *Pipeline) chain(h Handler) Handler {
+	return chain(h, p.report, p.publish, p.deadLetter, p.recoverPanic)
 }
 
 // answer is what one record produced: an outcome, a dead letter, or both;
 // and, for an order left pending on its end user, the record that has its
 // subscriber followed to the end (followup.go).
 type answer struct {
-	outcome  *schemas.Outcome
-	dead     *schemas.DeadLetter
-	followUp *schemas.FollowUp
+	outcome         *schemas.Outcome
+	customerOutcome *schemas.CustomerOutcome
+	dead            *schemas.DeadLetter
+	followUp        *schemas.FollowUp
+}
+
+// status is the answer's outcome status, "" when it has no outcome.
+func (a answer) status() schemas.OutcomeStatus {
+	switch {
+	case a.outcome != nil:
+		return a.outcome.Status
+	case a.customerOutcome != nil:
+		return a.customerOutcome.Status
+	}
+	return ""
+}
+
+// failure is the answer's outcome failure, nil when none.
+func (a answer) failure() *schemas.Failure {
+	switch {
+	case a.outcome != nil:
+		return a.outcome.Failure
+	case a.customerOutcome != nil:
+		return a.customerOutcome.Failure
+	}
+	return nil
 }
 
 // workerSlot is the consumer's worker slot of one record (consumer.Slot),
@@ -135,7 +189,10 @@ type job struct {
 	msg   kafka.Message
 	slot  workerSlot
 	start time.Time
-	order *schemas.Order // set once the value decoded into a valid order
+	// order, or customer for a customer order, is set once the value
+	// decoded into a valid order.
+	order    *schemas.Order
+	customer *schemas.CustomerOrder
 	// digest identifies the order's content (its canonical JSON, or the raw
 	// bytes of an invalid record), and replay counts the dead-letter replays
 	// that brought it back: together with the order id they make the event id.
@@ -157,11 +214,22 @@ func (r *job) contentDigest() [sha256.Size]byte {
 // orderID is the id of the record's order: the decoded order's, or the one a
 // failure could read from an invalid record.
 func (r *job) orderID(f *schemas.Fault) string {
-	if r.order != nil {
-		return r.order.OrderID
+	if id := r.decodedID(); id != "" {
+		return id
 	}
 	if f != nil {
 		return f.OrderID
+	}
+	return ""
+}
+
+// decodedID is the order id of a record that decoded into a valid order, "" otherwise.
+func (r *job) decodedID() string {
+	switch {
+	case r.order != nil:
+		return r.order.OrderID
+	case r.customer != nil:
+		return r.customer.OrderID
 	}
 	return ""
 }

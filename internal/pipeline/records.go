@@ -22,8 +22,18 @@ import (
 // outcomes topic can drop duplicates; a replayed dead letter, or a different
 // order that reused the id, yields a new one.
 func EventID(orderID string, digest [sha256.Size]byte, replay int) string {
+	return eventID("wholesale-provisioner/outcome/v1\x00", orderID, digest, replay)
+}
+
+// CustomerEventID is EventID for customer outcomes, in a name space of
+// their own: a customer order and a subscriber order may share an id.
+func CustomerEventID(orderID string, digest [sha256.Size]byte, replay int) string {
+	return eventID("wholesale-provisioner/customer-outcome/v1\x00", orderID, digest, replay)
+}
+
+func eventID(space, orderID string, digest [sha256.Size]byte, replay int) string {
 	var in [256]byte
-	b := append(in[:0], "wholesale-provisioner/outcome/v1\x00"...)
+	b := append(in[:0], space...)
 	b = append(b, orderID...)
 	b = append(b, 0)
 	b = append(b, digest[:]...)
@@ -59,11 +69,14 @@ func EventIDOf(msg kafka.Message) (string, error) {
 // (field order, spacing): the digest of the decoded order re-encoded. The
 // encoding must stay byte for byte what encoding/json.Marshal writes, or event
 // ids change across releases: TestEventIDsStayTheSame pins them.
-func orderDigest(o schemas.Order) [sha256.Size]byte {
+func orderDigest(o schemas.Order) [sha256.Size]byte { return digestOf(o) }
+
+// digestOf is the digest of v as encoding/json.Marshal writes it.
+func digestOf(v any) [sha256.Size]byte {
 	bp := digestBuffers.Get().(*[]byte)
 	defer digestBuffers.Put(bp)
 	// The flags are fastjson.Marshal's, which match encoding/json.Marshal.
-	b, err := fastjson.Append((*bp)[:0], o, fastjson.EscapeHTML|fastjson.SortMapKeys)
+	b, err := fastjson.Append((*bp)[:0], v, fastjson.EscapeHTML|fastjson.SortMapKeys)
 	if err != nil {
 		return [sha256.Size]byte{} // cannot happen: a plain struct
 	}
@@ -101,6 +114,11 @@ func OrderKey(msg kafka.Message) string {
 	doc, err := strictjson.Parse(msg.Value, schemas.OrderLimits)
 	obj, _ := doc.(map[string]any)
 	customer, _ := obj["customerId"].(string)
+	if ext, _ := obj["customerExternalId"].(string); customer == "" && ext != "" {
+		// An order naming its customer by the billing system's id: the
+		// prefix keeps it apart from a Webex id that looks the same.
+		customer = "external:" + ext
+	}
 	email, _ := obj["email"].(string)
 	if err == nil && customer != "" && email != "" {
 		return customer + "/" + strings.ToLower(email)

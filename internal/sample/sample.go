@@ -65,6 +65,9 @@ func Remove(o schemas.Order, suffix string, at time.Time) schemas.Order {
 // Key is the Kafka key of an order: its subscriber, so that every order of one
 // subscriber lands on one partition, in order.
 func Key(o schemas.Order) []byte {
+	if o.CustomerID == "" {
+		return []byte("external:" + o.CustomerExternalID + "/" + o.Email)
+	}
 	return []byte(o.CustomerID + "/" + o.Email)
 }
 
@@ -153,4 +156,57 @@ func WithDomain(o schemas.Order, suffix, domain string) schemas.Order {
 	}
 	o.Email = o.Email[:at] + "@" + domain
 	return o
+}
+
+// Email domains of customers' primary emails that make the simulator end a
+// new customer in a particular state (see the webexsim package's Config).
+const (
+	CustomerErrorDomain   = "customer-error.example"
+	CustomerPartialDomain = "customer-partial.example"
+	CustomerReviewDomain  = "customer-review.example"
+)
+
+// Customer returns the i-th sample customer order: a new enterprise with
+// calling and meetings, its primary email in domain ("" for one the
+// simulator provisions).
+func Customer(runID string, i int, domain string, at time.Time) schemas.CustomerOrder {
+	if domain == "" {
+		domain = "acme.example"
+	}
+	addr := schemas.Address{AddressLine1: fmt.Sprintf("%d Alder Drive", 100+i), City: "Milpitas",
+		StateOrProvince: "CA", ZipOrPostalCode: "95035", Country: "US"}
+	return schemas.CustomerOrder{
+		SchemaVersion:  1,
+		OrderID:        fmt.Sprintf("%s-customer-%04d", runID, i),
+		Action:         schemas.ActionProvision,
+		OccurredAt:     at.UTC().Truncate(time.Millisecond),
+		ExternalID:     fmt.Sprintf("%s-enterprise-%04d", runID, i),
+		ProvisioningID: "ZjViMzYxODctYzhkZC00NzI3LThiMmYtZjljNDQ3ZjI5MDQ2",
+		Packages:       []string{"webex_calling", "webex_meetings"},
+		Address:        &addr,
+		CustomerInfo: &schemas.NewCustomerInfo{Name: fmt.Sprintf("Enterprise %04d of %s", i, runID),
+			PrimaryEmail: fmt.Sprintf("admin%04d.%s@%s", i, runID, domain), Language: "en"},
+	}
+}
+
+// Member returns the i-th sample subscriber order of the customer c, which
+// names its customer by c's external id.
+func Member(c schemas.CustomerOrder, i int, at time.Time) schemas.Order {
+	o := Order(c.ExternalID, i, at)
+	o.OrderID = fmt.Sprintf("%s-member-%04d", c.OrderID, i)
+	o.CustomerID, o.CustomerExternalID = "", c.ExternalID
+	return o
+}
+
+// CustomerMessage returns the Kafka record of a customer order, keyed by
+// its external id.
+func CustomerMessage(o schemas.CustomerOrder) kafka.Message {
+	return kafka.Message{
+		Key:   []byte(o.ExternalID),
+		Value: mustJSON(o),
+		Headers: []kafka.Header{
+			{Key: "content-type", Value: []byte("application/json")},
+			{Key: "source", Value: []byte("billing-demo")},
+		},
+	}
 }

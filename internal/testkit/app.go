@@ -16,8 +16,8 @@ import (
 // AppOptions shape a provisioner started by StartApp. Zero values select the
 // defaults given in the comments.
 type AppOptions struct {
-	// Partitions of the orders topic (default 3) and of the dead-letter topic
-	// (default 1); the outcomes topic has one.
+	// Partitions of the orders and customer orders topics (default 3) and of
+	// the dead-letter topic (default 1); the outcomes topics have one.
 	Partitions, DeadLetterPartitions int32
 	// Sim configures the Webex simulator; its Token defaults to "test-token".
 	Sim webexsim.Config
@@ -52,7 +52,8 @@ func StartApp(t testing.TB, o AppOptions) *App {
 	}
 	cfg := app.DefaultConfig()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(o.Partitions, cfg.OrdersTopic),
-		kfake.SeedTopics(o.DeadLetterPartitions, cfg.DeadLetterTopic), kfake.SeedTopics(1, cfg.OutcomesTopic))
+		kfake.SeedTopics(o.DeadLetterPartitions, cfg.DeadLetterTopic), kfake.SeedTopics(1, cfg.OutcomesTopic),
+		kfake.SeedTopics(o.Partitions, cfg.CustomerOrdersTopic), kfake.SeedTopics(1, cfg.CustomerOutcomesTopic))
 	if err != nil {
 		t.Fatal(err)
 	}

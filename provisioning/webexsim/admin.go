@@ -39,6 +39,12 @@ const shutdownGrace = 5 * time.Second
 //	POST /_sim/resolve      {"email":"...","status":"provisioned"|"error"} → 204,
 //	                        as ResolvePending; 404 when no subscriber of that
 //	                        email is pending
+//	GET  /_sim/customers    200 {"items":[...]}, as Customers
+//	POST /_sim/resolve-customer
+//	                        {"externalId":"...","status":"provisioned"|
+//	                        "provisioned_with_errors"|"error"} → 204, as
+//	                        ResolveCustomer; 404 when no customer of that
+//	                        externalId is provisioning or in review
 func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	type route struct{ method, path string }
 	switch (route{r.Method, r.URL.Path}) {
@@ -109,6 +115,27 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 		if !s.ResolvePending(body.Email, body.Status) {
 			adminError(w, http.StatusNotFound, "no subscriber of this email waits on its end user")
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case route{http.MethodGet, adminPrefix + "customers"}:
+		writeJSON(w, http.StatusOK, provisioning.CustomerList{Items: s.Customers()})
+	case route{http.MethodPost, adminPrefix + "resolve-customer"}:
+		var body struct {
+			ExternalID string `json:"externalId"`
+			Status     string `json:"status"`
+		}
+		if err := decodeAdmin(r, &body); err != nil {
+			adminError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		if !customerResolution(body.Status) || body.ExternalID == "" {
+			adminError(w, http.StatusBadRequest,
+				`the body must be {"externalId":"...","status":"provisioned", "provisioned_with_errors" or "error"}`)
+			return
+		}
+		if !s.ResolveCustomer(body.ExternalID, body.Status) {
+			adminError(w, http.StatusNotFound, "no customer of this externalId is provisioning or waits on its review")
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)

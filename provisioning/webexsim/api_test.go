@@ -543,7 +543,7 @@ func TestMethodsAndPaths(t *testing.T) {
 		}
 	}
 	for _, path := range []string{
-		"/wholesale/customers",
+		"/wholesale/subPartners", // in Cisco's description, not simulated
 		provisioning.PathSubscribers + "/",
 		provisioning.PathSubscribers + "/a/b",
 		h.srv.URL + "/v2" + provisioning.PathSubscribers,

@@ -17,6 +17,9 @@ const (
 	DefaultPendingMigrationDomain = "free.example"
 	DefaultErrorDomain            = "error.example"
 	DefaultTimeoutHold            = 30 * time.Second
+	DefaultCustomerErrorDomain    = "customer-error.example"
+	DefaultCustomerPartialDomain  = "customer-partial.example"
+	DefaultCustomerReviewDomain   = "customer-review.example"
 )
 
 // Error codes that the simulator puts in its answers. Cisco does not publish the
@@ -35,6 +38,29 @@ const (
 	// pending user migration ended in status "error" (DeclineDomain, or
 	// Server.ResolvePending to error).
 	MigrationErrorCode = 1235
+
+	// The customer codes below are the simulator's own too: Cisco publishes
+	// none for these refusals and failures.
+
+	// CustomerExistsCode is the errorCode of a customer create, precheck or
+	// update refused with 409 because another customer has its externalId.
+	CustomerExistsCode = 10409
+	// CustomerHasSubscribersCode is the errorCode of a customer delete refused
+	// with 409 because subscribers of the customer remain.
+	CustomerHasSubscribersCode = 10419
+	// CustomerNotReadyCode is the errorCode of a subscriber precheck or create
+	// refused with 400 because its customer is a customer of the simulator
+	// whose status is neither provisioned nor provisioned_with_errors.
+	CustomerNotReadyCode = 10425
+	// CustomerProvisioningErrorCode is the errorCode in errors[] of a customer
+	// whose provisioning ended in status "error" (CustomerErrorDomain, or
+	// Server.ResolveCustomer to error).
+	CustomerProvisioningErrorCode = 1236
+	// CustomerPackageErrorCode is the errorCode in the errors[] of the package
+	// that failed, in resourceDetails.packages, of a customer that ended in
+	// status "provisioned_with_errors" (CustomerPartialDomain, or
+	// Server.ResolveCustomer to provisioned_with_errors).
+	CustomerPackageErrorCode = 1237
 )
 
 // Config configures a Server. The zero value is a usable simulator: any bearer
@@ -70,19 +96,23 @@ type Config struct {
 	RateLimit float64
 
 	// PrecheckRejectEmails are emails (compared case-insensitively) whose precheck
-	// is rejected with 400 and PrecheckRejectCode. Default none.
+	// is rejected with 400 and PrecheckRejectCode: a subscriber's email, or the
+	// customerInfo.primaryEmail of a customer's precheck. Default none.
 	PrecheckRejectEmails []string
 	// PrecheckRejectDomain rejects the precheck of every email in this domain,
-	// e.g. "reject.example". Default "": none. Only the precheck rejects: a
-	// provision call for such an email succeeds.
+	// e.g. "reject.example", for subscribers and customers alike. Default "":
+	// none. Only the precheck rejects: a provision call for such an email
+	// succeeds.
 	PrecheckRejectDomain string
-	// PrecheckInfoAsArray makes a successful precheck answer info as an array of
-	// one object, as the HTML reference page shows, instead of the single object
-	// of Cisco's OpenAPI description. Default false: an object.
+	// PrecheckInfoAsArray makes a successful precheck (of a subscriber or of a
+	// customer) answer info as an array of one object, as the HTML reference
+	// page and the examples of Cisco's OpenAPI description show, instead of the
+	// single object of its schemas. Default false: an object.
 	PrecheckInfoAsArray bool
-	// NotEntitled answers every precheck 403, as Webex does for a partner
-	// without the wxc-wholesale entitlement (or the partner-testing
-	// setting). It can be changed with SetEntitled. Default false.
+	// NotEntitled answers every precheck, of a subscriber or of a customer,
+	// 403, as Webex does for a partner without the wxc-wholesale entitlement
+	// (or the partner-testing setting). It can be changed with SetEntitled.
+	// Default false.
 	NotEntitled bool
 	// PrecheckInfoCode is the infoCode of a successful precheck. Cisco gives
 	// an information code for every success; 100 is the usual one, and a
@@ -133,6 +163,44 @@ type Config struct {
 	// subscribers, and the simulator does not guess further.
 	UpdateDelay time.Duration
 
+	// The Wholesale Customers calls (/wholesale/customers). A customer's create
+	// is answered 202 and the customer shows status "provisioning" until its
+	// final state, chosen by the domain of customerInfo.primaryEmail: one of
+	// the three domains below, else "provisioned" (also when the create names
+	// an orgId and sends no customerInfo). The domains of this Config,
+	// subscriber and customer ones together, must differ from each other.
+
+	// CustomerErrorDomain holds the customer emails whose provisioning fails:
+	// the customer ends in status "error" with errors[] holding
+	// CustomerProvisioningErrorCode. Default "customer-error.example".
+	CustomerErrorDomain string
+	// CustomerPartialDomain holds the customer emails whose provisioning
+	// fails for the first package only: the customer ends in status
+	// "provisioned_with_errors", that package's resourceDetails entry in
+	// status "error" with CustomerPackageErrorCode, the others provisioned.
+	// Default "customer-partial.example".
+	CustomerPartialDomain string
+	// CustomerReviewDomain holds the customer emails that need a Denied Party
+	// List compliance check: the customer ends in status "pending_rpl_review",
+	// which never changes unless a test calls Server.ResolveCustomer (or POST
+	// /_sim/resolve-customer). Default "customer-review.example".
+	CustomerReviewDomain string
+	// CustomerProvisioningDelay is how long a new customer shows status
+	// "provisioning" before its final state. Default 0: the create's 202
+	// answer is the only sign of it, and the first read after it (GET or
+	// list) shows the final state.
+	CustomerProvisioningDelay time.Duration
+	// CustomerUpdateDelay is how long a customer shows status "updating"
+	// after a PUT before it is "provisioned" with the new packages. The
+	// externalId and address a PUT sends show at once. Default 0: the first
+	// read after the PUT's 202 answer shows the outcome.
+	CustomerUpdateDelay time.Duration
+	// CustomerDeleteDelay is how long a customer shows status "deleting"
+	// after a DELETE before it is gone (GET answers 404, lists leave it out,
+	// its externalId is free). Default 0: gone at the first read after the
+	// DELETE's 202 answer.
+	CustomerDeleteDelay time.Duration
+
 	// Seed seeds the randomness of faults and jitter. Default 0: time-based.
 	Seed int64
 }
@@ -162,9 +230,10 @@ type FaultRates struct {
 	Timeout float64 `json:"timeout"`
 	// Reset closes the connection without an answer.
 	Reset float64 `json:"reset"`
-	// LostResponse applies to POST /wholesale/subscribers (and, with
-	// LostResponseAll, to PUT and DELETE /wholesale/subscribers/{id}): the
-	// endpoint acts (it creates, updates or removes the subscriber when it can),
+	// LostResponse applies to POST /wholesale/subscribers and POST
+	// /wholesale/customers (and, with LostResponseAll, to PUT and DELETE of
+	// /wholesale/subscribers/{id} and /wholesale/customers/{id}): the endpoint
+	// acts (it creates, updates or removes the subscriber or customer when it can),
 	// then its answer is replaced by 504, or by a connection reset when
 	// LostResponseAsReset is set, so that the client cannot know what happened.
 	LostResponse float64 `json:"lostResponse"`
@@ -189,9 +258,9 @@ type FaultRates struct {
 // losesAnswer reports whether LostResponse applies to the endpoint.
 func (f *FaultRates) losesAnswer(ep endpoint) bool {
 	switch ep {
-	case epCreate:
+	case epCreate, epCustomerCreate:
 		return true
-	case epUpdate, epDelete:
+	case epUpdate, epDelete, epCustomerUpdate, epCustomerDelete:
 		return f.LostResponseAll
 	}
 	return false
@@ -284,6 +353,15 @@ func (c *Config) setDefaults() {
 	if c.ErrorDomain == "" {
 		c.ErrorDomain = DefaultErrorDomain
 	}
+	if c.CustomerErrorDomain == "" {
+		c.CustomerErrorDomain = DefaultCustomerErrorDomain
+	}
+	if c.CustomerPartialDomain == "" {
+		c.CustomerPartialDomain = DefaultCustomerPartialDomain
+	}
+	if c.CustomerReviewDomain == "" {
+		c.CustomerReviewDomain = DefaultCustomerReviewDomain
+	}
 	if c.PrecheckInfoCode == 0 {
 		c.PrecheckInfoCode = provisioning.PrecheckSuccessCode
 	}
@@ -313,14 +391,25 @@ func (c Config) Validate() error {
 		return errors.New("update delay must not be negative")
 	case c.PendingResolveDelay < 0:
 		return errors.New("pending resolve delay must not be negative")
+	case c.CustomerProvisioningDelay < 0:
+		return errors.New("customer provisioning delay must not be negative")
+	case c.CustomerUpdateDelay < 0:
+		return errors.New("customer update delay must not be negative")
+	case c.CustomerDeleteDelay < 0:
+		return errors.New("customer delete delay must not be negative")
 	case math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) || c.RateLimit < 0:
 		return fmt.Errorf("rate limit %v: want a finite number of requests per second, 0 for none", c.RateLimit)
 	}
 	// Each domain decides what a create does: one in two roles would be
-	// decided by the order of the checks, silently.
+	// decided by the order of the checks, silently. A customer domain shared
+	// with a subscriber one would not be ambiguous in code (the two creates
+	// read different emails) but would be to whoever writes a test: an email
+	// would mean one outcome as a customer's and another as a subscriber's.
 	domains := []struct{ name, v string }{
 		{"pending migration domain", c.PendingMigrationDomain}, {"accept domain", c.AcceptDomain},
 		{"decline domain", c.DeclineDomain}, {"error domain", c.ErrorDomain},
+		{"customer error domain", c.CustomerErrorDomain}, {"customer partial domain", c.CustomerPartialDomain},
+		{"customer review domain", c.CustomerReviewDomain},
 	}
 	for i, a := range domains {
 		for _, b := range domains[i+1:] {

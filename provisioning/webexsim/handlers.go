@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -245,6 +246,11 @@ func (s *Server) precheck(r *http.Request) reply {
 	if needsNumber(pkgs) && !hasNumber(req.ProvisioningParameters) {
 		return numberMissing()
 	}
+	if req.CustomerID != "" {
+		if rep, ok := customerReady(s.customers.lookup(req.CustomerID, time.Now())); !ok {
+			return rep
+		}
+	}
 	if s.store.hasEmail(key) {
 		return emailInUse()
 	}
@@ -253,16 +259,7 @@ func (s *Server) precheck(r *http.Request) reply {
 		return errReply(http.StatusBadRequest, msg,
 			provisioning.ErrorItem{ErrorCode: PrecheckRejectCode, Description: msg})
 	}
-	info := provisioning.PrecheckInfo{InfoCode: provisioning.PrecheckSuccessCode, Description: msgPrecheckOK}
-	if c := s.cfg.PrecheckInfoCode; c != info.InfoCode {
-		info = provisioning.PrecheckInfo{InfoCode: c, Description: "Provisioning preCheck validation successful, with information code " + strconv.Itoa(c) + "."}
-	}
-	if s.cfg.PrecheckInfoAsArray {
-		return reply{status: http.StatusOK, body: &provisioning.PrecheckResponse{
-			Message: "success", Info: provisioning.PrecheckInfos{info},
-		}}
-	}
-	return reply{status: http.StatusOK, body: &precheckObject{Message: "success", Info: info}}
+	return s.precheckPassed()
 }
 
 // precheckObject is the precheck answer with info as an object, the form of
@@ -305,19 +302,30 @@ func (s *Server) create(r *http.Request) reply {
 	if needsNumber(pkgs) && !hasNumber(req.ProvisioningParameters) {
 		return numberMissing()
 	}
+	now := time.Now()
+	// The customer must stay as checked until the subscriber is stored: a
+	// customer delete must not miss it, nor a new externalId skip it.
+	cust, release := s.customers.hold(req.CustomerID, now)
+	defer release()
+	if rep, ok := customerReady(cust); !ok {
+		return rep
+	}
 	// Refuse a known email before building the record: duplicates are common in
 	// the tests (redelivered orders) and the insert below checks again anyway.
 	if s.store.hasEmail(key) {
 		return emailInUse()
 	}
 
-	now := time.Now()
 	at := instantOf(now)
+	extCustomerID := cust.externalID
+	if !cust.known {
+		extCustomerID = externalCustomerID(req.CustomerID)
+	}
 	rec := &record{key: key, created: at.ms, changed: at.ms, sub: provisioning.Subscriber{
 		ID:                 webexID(subscriberIDPrefix),
 		Email:              strings.TrimSpace(req.Email),
 		CustomerID:         req.CustomerID,
-		ExternalCustomerID: externalCustomerID(req.CustomerID),
+		ExternalCustomerID: extCustomerID,
 		Package:            basePackage(pkgs),
 		Packages:           pkgs,
 		Created:            at.stamp,
@@ -377,21 +385,9 @@ func (s *Server) get(id string) reply {
 // list serves GET /wholesale/subscribers.
 func (s *Server) list(r *http.Request) reply {
 	q := r.URL.Query()
-	limit := 50
-	if v := q.Get("max"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 100 {
-			return errReply(http.StatusBadRequest, "The max parameter must be an integer from 1 to 100.")
-		}
-		limit = n
-	}
-	offset := 0
-	if v := q.Get("offset"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return errReply(http.StatusBadRequest, "The offset parameter must be an integer of 0 or more.")
-		}
-		offset = n
+	offset, limit, rep, ok := pageParams(q)
+	if !ok {
+		return rep
 	}
 	f := listFilter{
 		customerID:         q.Get("customerId"),
@@ -400,7 +396,6 @@ func (s *Server) list(r *http.Request) reply {
 		personID:           q.Get("personId"),
 		externalCustomerID: q.Get("externalCustomerId"),
 	}
-	var ok bool
 	if v := q.Get("after"); v != "" {
 		if f.createdAfter, ok = parseInstant(v); !ok {
 			return errReply(http.StatusBadRequest, "The after parameter must be a time in epoch milliseconds or ISO 8601 (RFC 3339).")
@@ -431,13 +426,45 @@ func (s *Server) list(r *http.Request) reply {
 		return errReply(http.StatusBadRequest, "The sortOrder parameter must be ASC or DESC.")
 	}
 	items, more := s.store.list(&f, order, offset, limit, time.Now())
-	rep := reply{status: http.StatusOK, body: &provisioning.SubscriberList{Items: items}}
+	rep = reply{status: http.StatusOK, body: &provisioning.SubscriberList{Items: items}}
 	if more {
-		q.Set("max", strconv.Itoa(limit))
-		q.Set("offset", strconv.Itoa(offset+len(items)))
-		rep.link = "<" + s.absoluteURL(r, r.URL.Path+"?"+q.Encode()) + `>; rel="next"`
+		rep.link = s.nextPage(r, q, offset+len(items), limit)
 	}
 	return rep
+}
+
+// defaultPageSize is the page of a list call that names no max. Cisco's
+// description gives no default; the simulator's is smaller than the largest
+// page, so that a client that sends no max still meets paging.
+const defaultPageSize = 50
+
+// pageParams reads the offset and max parameters of a list call; max is
+// from 1 to 100.
+func pageParams(q url.Values) (offset, limit int, rep reply, ok bool) {
+	limit = defaultPageSize
+	if v := q.Get("max"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			return 0, 0, errReply(http.StatusBadRequest, "The max parameter must be an integer from 1 to 100."), false
+		}
+		limit = n
+	}
+	if v := q.Get("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, 0, errReply(http.StatusBadRequest, "The offset parameter must be an integer of 0 or more."), false
+		}
+		offset = n
+	}
+	return offset, limit, reply{}, true
+}
+
+// nextPage returns the Link header of a list answer with more to come: the
+// same call, filters kept, from offset.
+func (s *Server) nextPage(r *http.Request, q url.Values, offset, limit int) string {
+	q.Set("max", strconv.Itoa(limit))
+	q.Set("offset", strconv.Itoa(offset))
+	return "<" + s.absoluteURL(r, r.URL.Path+"?"+q.Encode()) + `>; rel="next"`
 }
 
 // parseInstant reads a time of the after and lastStatusChange list filters,
@@ -581,8 +608,9 @@ func appendUUID(b []byte, hi, lo uint64) []byte {
 	return append(b, h[20:32]...)
 }
 
-// externalCustomerID derives a stable external id from a customer id, since the
-// simulator has no customer records: the same customer always gets the same one.
+// externalCustomerID derives a stable external id from a customer id the
+// simulator did not make (it has no record of such a customer): the same
+// customer always gets the same one.
 func externalCustomerID(customerID string) string {
 	sum := sha1.Sum([]byte(customerID))
 	var raw [36]byte

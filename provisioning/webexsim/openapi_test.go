@@ -36,15 +36,26 @@ func openAPIPath(t *testing.T) string {
 	return ""
 }
 
-// TestOpenAPIConformance checks the simulator's default answers against
-// Cisco's OpenAPI description: each path, method and status is documented, and
-// each success body validates against its schema.
-func TestOpenAPIConformance(t *testing.T) {
+// openAPIDoc is Cisco's OpenAPI description, loaded to check answers against.
+type openAPIDoc struct {
+	paths map[string]map[string]struct {
+		Responses map[string]json.RawMessage `json:"responses"`
+	}
+	compiler *jsonschema.Compiler
+	errItem  *jsonschema.Schema
+}
+
+const openAPISpecURL = "file:///webex-wholesale.openapi.json"
+
+// loadOpenAPI loads the description, or skips the test without it.
+func loadOpenAPI(t *testing.T) *openAPIDoc {
+	t.Helper()
 	path := openAPIPath(t)
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	d := &openAPIDoc{}
 	var spec struct {
 		Paths map[string]map[string]struct {
 			Responses map[string]json.RawMessage `json:"responses"`
@@ -53,26 +64,75 @@ func TestOpenAPIConformance(t *testing.T) {
 	if err := json.Unmarshal(raw, &spec); err != nil {
 		t.Fatalf("decoding %s: %v", path, err)
 	}
+	d.paths = spec.Paths
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
-	const specURL = "file:///webex-wholesale.openapi.json"
-	c := jsonschema.NewCompiler()
-	c.DefaultDraft(jsonschema.Draft4) // OpenAPI 3.0 schemas are closest to draft 4
-	if err := c.AddResource(specURL, doc); err != nil {
+	d.compiler = jsonschema.NewCompiler()
+	d.compiler.DefaultDraft(jsonschema.Draft4) // OpenAPI 3.0 schemas are closest to draft 4
+	if err := d.compiler.AddResource(openAPISpecURL, doc); err != nil {
 		t.Fatal(err)
 	}
-	schema := func(name string) *jsonschema.Schema {
-		t.Helper()
-		sch, err := c.Compile(specURL + "#/components/schemas/" + name)
-		if err != nil {
-			t.Fatalf("compiling schema %s: %v", name, err)
-		}
-		return sch
+	d.errItem = d.schema(t, "Error")
+	return d
+}
+
+// schema compiles one of the description's component schemas.
+func (d *openAPIDoc) schema(t *testing.T, name string) *jsonschema.Schema {
+	t.Helper()
+	sch, err := d.compiler.Compile(openAPISpecURL + "#/components/schemas/" + name)
+	if err != nil {
+		t.Fatalf("compiling schema %s: %v", name, err)
 	}
-	subscriber, list, precheck, errItem := schema("Subscriber"), schema("SubscriberListResponse"),
-		schema("SubscriberProvisioningPrecheckResponse"), schema("Error")
+	return sch
+}
+
+// check checks that the operation and the answer's status are documented and,
+// when sch is not nil, that the body validates against it.
+func (d *openAPIDoc) check(t *testing.T, template, method string, res result, sch *jsonschema.Schema) {
+	t.Helper()
+	op, ok := d.paths[template][method]
+	if !ok {
+		t.Errorf("%s %s is not in the OpenAPI description", method, template)
+		return
+	}
+	if _, ok := op.Responses[strconv.Itoa(res.status)]; !ok {
+		t.Errorf("%s %s: status %d is not documented", method, template, res.status)
+	}
+	if sch == nil {
+		return
+	}
+	inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(res.body))
+	if err != nil {
+		t.Fatalf("%s %s: body %s: %v", method, template, res.body, err)
+	}
+	if err := sch.Validate(inst); err != nil {
+		t.Errorf("%s %s: body %s does not conform: %v", method, template, res.body, err)
+	}
+}
+
+// checkErr checks an error answer: its status is documented and its errors
+// items are Error objects.
+func (d *openAPIDoc) checkErr(t *testing.T, template, method string, res result) {
+	t.Helper()
+	d.check(t, template, method, res, nil)
+	for _, e := range res.errorBody(t).Errors {
+		b, _ := json.Marshal(e)
+		inst, _ := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err := d.errItem.Validate(inst); err != nil {
+			t.Errorf("%s %s: error item %s does not conform: %v", method, template, b, err)
+		}
+	}
+}
+
+// TestOpenAPIConformance checks the simulator's default answers against
+// Cisco's OpenAPI description: each path, method and status is documented, and
+// each success body validates against its schema.
+func TestOpenAPIConformance(t *testing.T) {
+	doc := loadOpenAPI(t)
+	subscriber, list, precheck := doc.schema(t, "Subscriber"), doc.schema(t, "SubscriberListResponse"),
+		doc.schema(t, "SubscriberProvisioningPrecheckResponse")
 
 	// Guard against a validation that passes everything.
 	bogus, _ := jsonschema.UnmarshalJSON(bytes.NewReader([]byte(`{"id":"x","status":"bogus"}`)))
@@ -83,24 +143,7 @@ func TestOpenAPIConformance(t *testing.T) {
 	h := newHarness(t, webexsim.Config{})
 	check := func(template, method string, res result, sch *jsonschema.Schema) {
 		t.Helper()
-		op, ok := spec.Paths[template][method]
-		if !ok {
-			t.Errorf("%s %s is not in the OpenAPI description", method, template)
-			return
-		}
-		if _, ok := op.Responses[strconv.Itoa(res.status)]; !ok {
-			t.Errorf("%s %s: status %d is not documented", method, template, res.status)
-		}
-		if sch == nil {
-			return
-		}
-		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(res.body))
-		if err != nil {
-			t.Fatalf("%s %s: body %s: %v", method, template, res.body, err)
-		}
-		if err := sch.Validate(inst); err != nil {
-			t.Errorf("%s %s: body %s does not conform: %v", method, template, res.body, err)
-		}
+		doc.check(t, template, method, res, sch)
 	}
 	const (
 		collection = "/wholesale/subscribers"
@@ -144,14 +187,7 @@ func TestOpenAPIConformance(t *testing.T) {
 	// Error answers: the status is documented and the errors items are Error objects.
 	checkErr := func(template, method string, res result) {
 		t.Helper()
-		check(template, method, res, nil)
-		for _, e := range res.errorBody(t).Errors {
-			b, _ := json.Marshal(e)
-			inst, _ := jsonschema.UnmarshalJSON(bytes.NewReader(b))
-			if err := errItem.Validate(inst); err != nil {
-				t.Errorf("%s %s: error item %s does not conform: %v", method, template, b, err)
-			}
-		}
+		doc.checkErr(t, template, method, res)
 	}
 	checkErr(collection, "post", h.create(customerB, "a@acme.example"))
 	checkErr(validate, "post", h.do(call{method: http.MethodPost, path: provisioning.PathValidate, body: provisioning.PrecheckRequest{Email: "a@acme.example"}}))

@@ -39,6 +39,8 @@ type Server struct {
 	acceptDom    string
 	declineDom   string
 	errorDom     string
+	// The customer domains, lower-cased.
+	custErrorDom, custPartialDom, custReviewDom string
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -46,8 +48,9 @@ type Server struct {
 	trackingPrefix string
 	trackingSeq    atomic.Uint64
 
-	store *store
-	stats counters
+	store     *store
+	customers *customerStore
+	stats     counters
 }
 
 // New returns a simulator configured by cfg, with the defaults documented on
@@ -73,6 +76,11 @@ func New(cfg Config) *Server {
 		errorDom:     strings.ToLower(strings.TrimSpace(cfg.ErrorDomain)),
 		rng:          rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		store:        newStore(),
+		customers:    newCustomerStore(),
+
+		custErrorDom:   strings.ToLower(strings.TrimSpace(cfg.CustomerErrorDomain)),
+		custPartialDom: strings.ToLower(strings.TrimSpace(cfg.CustomerPartialDomain)),
+		custReviewDom:  strings.ToLower(strings.TrimSpace(cfg.CustomerReviewDomain)),
 	}
 	for _, e := range cfg.PrecheckRejectEmails {
 		s.rejectEmails[strings.ToLower(strings.TrimSpace(e))] = struct{}{}
@@ -96,7 +104,7 @@ func (s *Server) SetToken(tok string) {
 }
 
 // SetEntitled grants or withdraws the partner's wxc-wholesale entitlement:
-// without it every precheck is answered 403.
+// without it every precheck, of a subscriber or of a customer, is answered 403.
 func (s *Server) SetEntitled(ok bool) { s.denied.Store(!ok) }
 
 // SetFaults replaces the fault rates. It panics if f.Validate reports an error.
@@ -128,6 +136,7 @@ func (s *Server) SetLatency(d time.Duration) {
 func (s *Server) Stats() Stats {
 	st := s.stats.snapshot()
 	st.Subscribers = s.store.len()
+	st.Customers = s.customers.len(time.Now())
 	return st
 }
 
@@ -223,10 +232,84 @@ func (s *Server) Subscribers() []provisioning.Subscriber {
 	return s.store.all(time.Now())
 }
 
-// Reset removes every subscriber and zeroes the counters. The token, faults,
-// latency and rate limit are kept.
+// Customers returns every stored customer as it is now, those still deleting
+// included, in creation order, with the license ids of their packages.
+func (s *Server) Customers() []provisioning.Customer {
+	return s.customers.all(time.Now())
+}
+
+// ResolveCustomer ends, now, the provisioning or the Denied Party List
+// review (status pending_rpl_review) of the customer with this externalId
+// (compared exactly): status is provisioning.CustomerProvisioned,
+// provisioning.CustomerProvisionedWithErrors (its first package failed with
+// CustomerPackageErrorCode) or provisioning.CustomerError (errors[] holds
+// CustomerProvisioningErrorCode). It overrides the outcome the customer's
+// domain planned for later. It reports false, and changes nothing, when there
+// is no such customer or it is in another status (already provisioned,
+// updating, deleting, in error). It panics for another status: a bug in the
+// test that calls it.
+func (s *Server) ResolveCustomer(externalID, status string) bool {
+	if !customerResolution(status) {
+		panic("webexsim: ResolveCustomer to status " + strconv.Quote(status) +
+			": want provisioned, provisioned_with_errors or error")
+	}
+	return s.customers.resolve(externalID, status, time.Now())
+}
+
+// customerResolution reports whether a customer can be resolved to status.
+func customerResolution(status string) bool {
+	switch status {
+	case provisioning.CustomerProvisioned, provisioning.CustomerProvisionedWithErrors, provisioning.CustomerError:
+		return true
+	}
+	return false
+}
+
+// CustomerCreateCalls returns the number of POST /wholesale/customers calls
+// that reached the endpoint with this externalId (compared exactly), whatever
+// their answer, lost responses included.
+func (s *Server) CustomerCreateCalls(externalID string) int {
+	return s.stats.forCustomer(externalID).createCalls
+}
+
+// SuccessfulCustomerCreates returns the number of customers created with this
+// externalId; above 1 only when one was deleted and created again.
+func (s *Server) SuccessfulCustomerCreates(externalID string) int {
+	return s.stats.forCustomer(externalID).creates
+}
+
+// CustomerUpdateCalls returns the number of PUT /wholesale/customers/{id}
+// calls that reached the endpoint naming a customer, stored or deleted, that
+// had this externalId when the call arrived, whatever their answer, lost
+// responses included.
+func (s *Server) CustomerUpdateCalls(externalID string) int {
+	return s.stats.forCustomer(externalID).updateCalls
+}
+
+// SuccessfulCustomerUpdates returns the number of updates accepted (202, or
+// lost after being accepted) of customers of this externalId.
+func (s *Server) SuccessfulCustomerUpdates(externalID string) int {
+	return s.stats.forCustomer(externalID).updates
+}
+
+// CustomerRemoveCalls returns the number of DELETE /wholesale/customers/{id}
+// calls that reached the endpoint naming a customer of this externalId,
+// stored or already deleted (answered 404), lost responses included.
+func (s *Server) CustomerRemoveCalls(externalID string) int {
+	return s.stats.forCustomer(externalID).removeCalls
+}
+
+// SuccessfulCustomerRemoves returns the number of deletes accepted (202, or
+// lost after being accepted) of customers of this externalId.
+func (s *Server) SuccessfulCustomerRemoves(externalID string) int {
+	return s.stats.forCustomer(externalID).removes
+}
+
+// Reset removes every subscriber and customer and zeroes the counters. The
+// token, faults, latency and rate limit are kept.
 func (s *Server) Reset() {
 	s.store.reset()
+	s.customers.reset()
 	s.stats.reset()
 }
 
@@ -239,8 +322,8 @@ func (s *Server) BaseURL(hostURL string) string {
 // ServeHTTP serves the API under the base path and the admin endpoints under
 // /_sim/. An API call goes through, in order: latency, authentication (401),
 // the rate limit (429), injected faults, then the endpoint (405 for a wrong
-// method), with LostResponse applied last (to creates, and with
-// LostResponseAll to updates and removes too). Unknown paths are answered 404
+// method), with LostResponse applied last (to creates of subscribers and
+// customers, and with LostResponseAll to their updates and removes too). Unknown paths are answered 404
 // without authentication. A call whose client gives up during the latency is
 // answered 504, which nobody reads, and counted so.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -297,6 +380,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rep = s.remove(id)
 	case epConsentMove:
 		rep = s.consentMove(id)
+	case epCustomerPrecheck:
+		rep = s.precheckCustomer(r)
+	case epCustomerList:
+		rep = s.listCustomers(r)
+	case epCustomerCreate:
+		rep = s.createCustomer(r)
+	case epCustomerGet:
+		rep = s.getCustomer(r, id)
+	case epCustomerUpdate:
+		rep = s.updateCustomer(r, id)
+	case epCustomerDelete:
+		rep = s.removeCustomer(id)
 	default:
 		rep = errReply(http.StatusMethodNotAllowed, "The request was made to a resource using an HTTP request method that is not supported.")
 		rep.allow = s.allowed(path)
@@ -315,7 +410,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.finish(w, r, ep, rep)
 }
 
-// route maps a method and path to an endpoint and the subscriber id it names.
+// route maps a method and path to an endpoint and the subscriber or customer
+// id it names.
 // known is false for a path outside the API, and a wrong method on a known
 // path gives epOther.
 func (s *Server) route(method, path string) (ep endpoint, id string, known bool) {
@@ -337,6 +433,30 @@ func (s *Server) route(method, path string) (ep endpoint, id string, known bool)
 			return epPrecheck, "", true
 		}
 		return epOther, "", true
+	case rest == provisioning.PathCustomers:
+		switch method {
+		case http.MethodGet:
+			return epCustomerList, "", true
+		case http.MethodPost:
+			return epCustomerCreate, "", true
+		}
+		return epOther, "", true
+	case rest == provisioning.PathCustomerValidate:
+		if method == http.MethodPost {
+			return epCustomerPrecheck, "", true
+		}
+		return epOther, "", true
+	}
+	if id, ok := itemID(rest, provisioning.PathCustomers); ok {
+		switch method {
+		case http.MethodGet:
+			return epCustomerGet, id, true
+		case http.MethodPut:
+			return epCustomerUpdate, id, true
+		case http.MethodDelete:
+			return epCustomerDelete, id, true
+		}
+		return epOther, id, true
 	}
 	if id, ok := consentMoveID(rest); ok {
 		if method == http.MethodPost {
@@ -344,8 +464,8 @@ func (s *Server) route(method, path string) (ep endpoint, id string, known bool)
 		}
 		return epOther, id, true
 	}
-	id, ok = strings.CutPrefix(rest, provisioning.PathSubscribers+"/")
-	if !ok || id == "" || strings.Contains(id, "/") {
+	id, ok = itemID(rest, provisioning.PathSubscribers)
+	if !ok {
 		return epOther, "", false
 	}
 	switch method {
@@ -357,6 +477,16 @@ func (s *Server) route(method, path string) (ep endpoint, id string, known bool)
 		return epDelete, id, true
 	}
 	return epOther, id, true
+}
+
+// itemID returns the id of a path (below the base path) that names one item
+// of collection, and false for another path.
+func itemID(rest, collection string) (string, bool) {
+	id, ok := strings.CutPrefix(rest, collection+"/")
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return "", false
+	}
+	return id, true
 }
 
 // consentMovePrefix and consentMoveSuffix surround the subscriber id in the
@@ -382,9 +512,9 @@ func consentMoveID(rest string) (string, bool) {
 func (s *Server) allowed(path string) string {
 	rest := strings.TrimPrefix(path, s.base)
 	switch rest {
-	case provisioning.PathSubscribers:
+	case provisioning.PathSubscribers, provisioning.PathCustomers:
 		return "GET, POST"
-	case provisioning.PathValidate:
+	case provisioning.PathValidate, provisioning.PathCustomerValidate:
 		return "POST"
 	}
 	if _, ok := consentMoveID(rest); ok {

@@ -17,7 +17,15 @@ const (
 	// EndpointConsentMove is POST /subscribers/{id}/emails/consentMove, below
 	// the base path but outside /wholesale.
 	EndpointConsentMove = "consentMove"
-	EndpointOther       = "other" // unknown paths and wrong methods
+
+	EndpointCustomerPrecheck = "customerPrecheck" // POST /wholesale/customers/validate
+	EndpointCustomerList     = "customerList"     // GET /wholesale/customers
+	EndpointCustomerCreate   = "customerCreate"   // POST /wholesale/customers
+	EndpointCustomerGet      = "customerGet"      // GET /wholesale/customers/{id}
+	EndpointCustomerUpdate   = "customerUpdate"   // PUT /wholesale/customers/{id}
+	EndpointCustomerDelete   = "customerDelete"   // DELETE /wholesale/customers/{id}
+
+	EndpointOther = "other" // unknown paths and wrong methods
 )
 
 // endpoint indexes the call counters.
@@ -31,6 +39,12 @@ const (
 	epUpdate
 	epDelete
 	epConsentMove
+	epCustomerPrecheck
+	epCustomerList
+	epCustomerCreate
+	epCustomerGet
+	epCustomerUpdate
+	epCustomerDelete
 	epOther
 	numEndpoints
 )
@@ -43,7 +57,15 @@ var endpointNames = [numEndpoints]string{
 	epUpdate:      EndpointUpdate,
 	epDelete:      EndpointDelete,
 	epConsentMove: EndpointConsentMove,
-	epOther:       EndpointOther,
+
+	epCustomerPrecheck: EndpointCustomerPrecheck,
+	epCustomerList:     EndpointCustomerList,
+	epCustomerCreate:   EndpointCustomerCreate,
+	epCustomerGet:      EndpointCustomerGet,
+	epCustomerUpdate:   EndpointCustomerUpdate,
+	epCustomerDelete:   EndpointCustomerDelete,
+
+	epOther: EndpointOther,
 }
 
 // statusSlots covers the HTTP status codes; slot 0 counts calls that got no
@@ -97,6 +119,25 @@ type Stats struct {
 	PermanentErrors int64 `json:"permanentErrors"`
 	// Subscribers is the number of stored subscribers.
 	Subscribers int `json:"subscribers"`
+
+	// CustomerCreateCalls is the number of POST /wholesale/customers calls
+	// whose body named an externalId, whatever their answer.
+	CustomerCreateCalls int64 `json:"customerCreateCalls"`
+	// CustomerCreates is the number of customers actually created.
+	CustomerCreates int64 `json:"customerCreates"`
+	// CustomerUpdateCalls is the number of PUT /wholesale/customers/{id} calls
+	// that named a customer, stored or deleted, whatever their answer.
+	CustomerUpdateCalls int64 `json:"customerUpdateCalls"`
+	// CustomerUpdates is the number of customer updates accepted (202).
+	CustomerUpdates int64 `json:"customerUpdates"`
+	// CustomerRemoveCalls is the number of DELETE /wholesale/customers/{id}
+	// calls that named a customer, stored or deleted, whatever their answer.
+	CustomerRemoveCalls int64 `json:"customerRemoveCalls"`
+	// CustomerRemoves is the number of customer deletes accepted (202).
+	CustomerRemoves int64 `json:"customerRemoves"`
+	// Customers is the number of stored customers, those still deleting
+	// included.
+	Customers int `json:"customers"`
 }
 
 // Count returns the number of calls of an endpoint answered with status.
@@ -116,6 +157,16 @@ type emailCounts struct {
 	consentMoves     int
 }
 
+// customerCounts counts the calls about one customer externalId.
+type customerCounts struct {
+	createCalls int
+	creates     int
+	updateCalls int
+	updates     int
+	removeCalls int
+	removes     int
+}
+
 // counters are the live counters behind Stats. Call counts are atomics, so that
 // recording a call takes no lock; the per-email counts take a short lock.
 type counters struct {
@@ -133,6 +184,15 @@ type counters struct {
 	dupEmails   int
 	// Totals of the per-email counts of updates, removes and consent moves.
 	updateCalls, updates, removeCalls, removes, consentMoveCalls, consentMoves int64
+
+	// customers counts by externalId; custTotals are the totals.
+	customers  map[string]*customerCounts
+	custTotals customerTotals
+}
+
+// customerTotals are the totals of the per-externalId customer counts.
+type customerTotals struct {
+	createCalls, creates, updateCalls, updates, removeCalls, removes int64
 }
 
 func (c *counters) record(ep endpoint, status int) {
@@ -204,6 +264,57 @@ func (c *counters) consentMoved(key string) {
 	c.count(key, func(ec *emailCounts, c *counters) { ec.consentMoves++; c.consentMoves++ })
 }
 
+// countCustomer applies f to the counts of the customer externalId and the
+// totals, under the lock.
+func (c *counters) countCustomer(externalID string, f func(cc *customerCounts, t *customerTotals)) {
+	c.mu.Lock()
+	if c.customers == nil {
+		c.customers = make(map[string]*customerCounts)
+	}
+	cc := c.customers[externalID]
+	if cc == nil {
+		cc = &customerCounts{}
+		c.customers[externalID] = cc
+	}
+	f(cc, &c.custTotals)
+	c.mu.Unlock()
+}
+
+func (c *counters) customerCreateCall(ext string) {
+	c.countCustomer(ext, func(cc *customerCounts, t *customerTotals) { cc.createCalls++; t.createCalls++ })
+}
+
+func (c *counters) customerCreated(ext string) {
+	c.countCustomer(ext, func(cc *customerCounts, t *customerTotals) { cc.creates++; t.creates++ })
+}
+
+func (c *counters) customerUpdateCall(ext string) {
+	c.countCustomer(ext, func(cc *customerCounts, t *customerTotals) { cc.updateCalls++; t.updateCalls++ })
+}
+
+func (c *counters) customerUpdated(ext string) {
+	c.countCustomer(ext, func(cc *customerCounts, t *customerTotals) { cc.updates++; t.updates++ })
+}
+
+func (c *counters) customerRemoveCall(ext string) {
+	c.countCustomer(ext, func(cc *customerCounts, t *customerTotals) { cc.removeCalls++; t.removeCalls++ })
+}
+
+func (c *counters) customerRemoved(ext string) {
+	c.countCustomer(ext, func(cc *customerCounts, t *customerTotals) { cc.removes++; t.removes++ })
+}
+
+// forCustomer returns the counts of a customer externalId (compared exactly,
+// as Webex treats it: an opaque string of the partner's).
+func (c *counters) forCustomer(externalID string) customerCounts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cc := c.customers[externalID]; cc != nil {
+		return *cc
+	}
+	return customerCounts{}
+}
+
 func (c *counters) forEmail(email string) emailCounts {
 	key := strings.ToLower(strings.TrimSpace(email))
 	c.mu.Lock()
@@ -236,6 +347,7 @@ func (c *counters) reset() {
 	c.emails = nil
 	c.createCalls, c.creates, c.maxCreates, c.dupEmails = 0, 0, 0, 0
 	c.updateCalls, c.updates, c.removeCalls, c.removes, c.consentMoveCalls, c.consentMoves = 0, 0, 0, 0, 0, 0
+	c.customers, c.custTotals = nil, customerTotals{}
 	c.mu.Unlock()
 }
 
@@ -270,6 +382,10 @@ func (c *counters) snapshot() Stats {
 	st.UpdateCalls, st.Updates = c.updateCalls, c.updates
 	st.RemoveCalls, st.Removes = c.removeCalls, c.removes
 	st.ConsentMoveCalls, st.ConsentMoves = c.consentMoveCalls, c.consentMoves
+	ct := c.custTotals
+	st.CustomerCreateCalls, st.CustomerCreates = ct.createCalls, ct.creates
+	st.CustomerUpdateCalls, st.CustomerUpdates = ct.updateCalls, ct.updates
+	st.CustomerRemoveCalls, st.CustomerRemoves = ct.removeCalls, ct.removes
 	c.mu.Unlock()
 	return st
 }

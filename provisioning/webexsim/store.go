@@ -157,6 +157,9 @@ type store struct {
 	// removed maps the ids of removed subscribers to their lower-cased email,
 	// so that calls that name a removed subscriber are still counted per email.
 	removed map[string]string
+	// perCustomer counts the stored subscribers of each customer id, which a
+	// customer's delete asks for.
+	perCustomer map[string]int
 }
 
 func newStore() *store {
@@ -172,6 +175,7 @@ func (s *store) reset() {
 	s.byEmail = make(map[string]*record)
 	s.ordered = nil
 	s.removed = make(map[string]string)
+	s.perCustomer = make(map[string]int)
 }
 
 // insert stores rec unless a subscriber with the same email exists. Checking
@@ -188,8 +192,31 @@ func (s *store) insert(rec *record) bool {
 	s.byID[rec.sub.ID] = rec
 	s.byEmail[rec.key] = rec
 	s.ordered = append(s.ordered, rec)
+	s.perCustomer[rec.sub.CustomerID]++
 	delete(s.removed, rec.sub.ID) // ids are random: only for completeness
 	return true
+}
+
+// subscribersOf returns the number of stored subscribers of a customer.
+func (s *store) subscribersOf(customerID string) int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.perCustomer[customerID]
+}
+
+// renameCustomer shows a customer's new externalId in its subscribers'
+// externalCustomerId.
+func (s *store) renameCustomer(customerID, externalID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perCustomer[customerID] == 0 {
+		return
+	}
+	for _, rec := range s.ordered {
+		if rec.sub.CustomerID == customerID {
+			rec.sub.ExternalCustomerID = externalID
+		}
+	}
 }
 
 func (s *store) hasEmail(key string) bool {
@@ -352,6 +379,11 @@ func (s *store) remove(id string) (string, bool) {
 	delete(s.byID, id)
 	delete(s.byEmail, rec.key)
 	s.removed[id] = rec.key
+	if n := s.perCustomer[rec.sub.CustomerID] - 1; n > 0 {
+		s.perCustomer[rec.sub.CustomerID] = n
+	} else {
+		delete(s.perCustomer, rec.sub.CustomerID)
+	}
 	if i, found := slices.BinarySearchFunc(s.ordered, rec.seq, func(r *record, seq uint64) int {
 		return cmp.Compare(r.seq, seq)
 	}); found {
