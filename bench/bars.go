@@ -20,6 +20,7 @@ const (
 	rateMax429Share      = 0.01
 	overheadShareOfCeil  = 0.50
 	memoryMaxRSSMiB      = 150
+	groupTimesSolo       = 2.7
 )
 
 // judge returns the bars of res's scenario, judged on its median figures.
@@ -28,8 +29,10 @@ func judge(res Result) []Bar {
 	switch res.Scenario.Name {
 	case ScenarioLatency:
 		bars = latencyBars(res)
-	case ScenarioRate:
+	case ScenarioRate, ScenarioGroupRate:
 		bars = rateBars(res)
+	case ScenarioGroupLatency:
+		bars = groupLatencyBars(res)
 	case ScenarioOverhead:
 		bars = overheadBars(res)
 	case ScenarioMemory:
@@ -127,4 +130,18 @@ func memoryBars(res Result) []Bar {
 		},
 		rss,
 	}
+}
+
+// groupLatencyBars: three instances do at least 2.7 times what one does.
+func groupLatencyBars(res Result) []Bar {
+	e, solo := res.Engine, res.Baseline
+	times := 0.0
+	if solo.OrdersPerSec > 0 {
+		times = e.OrdersPerSec / solo.OrdersPerSec
+	}
+	return []Bar{{
+		Requirement: fmt.Sprintf("orders/s of %d instances ≥ %.1f × one instance's, same run", max(res.Scenario.Instances, 1), groupTimesSolo),
+		Measured:    fmt.Sprintf("%.0f/s ÷ %.0f/s = %.2f×", e.OrdersPerSec, solo.OrdersPerSec, times),
+		Pass:        times >= groupTimesSolo, Judged: solo.OrdersPerSec > 0,
+	}}
 }

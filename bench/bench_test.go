@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -79,6 +80,12 @@ func checkSmoke(t *testing.T, res Result) {
 		if tr.CallsPerOrder < 2 || tr.OrdersPerSec <= 0 || tr.CPUSeconds <= 0 {
 			t.Errorf("%s: implausible figures %+v", tr.Consumer, tr)
 		}
+	}
+	if n := res.Scenario.Instances; n > 1 && !strings.HasPrefix(res.Engine.Consumer, fmt.Sprintf("engine ×%d", n)) {
+		t.Errorf("engine trial %q: want %d instances in its group", res.Engine.Consumer, n)
+	}
+	if res.Scenario.SoloBaseline && !strings.HasPrefix(res.Baseline.Consumer, string(kindSolo)) {
+		t.Errorf("baseline trial %q: want the engine alone", res.Baseline.Consumer)
 	}
 	if res.Scenario.Ceiling && (res.Ceiling == nil || res.Ceiling.OrdersPerSec <= 0) {
 		t.Errorf("no ceiling measured: %+v", res.Ceiling)

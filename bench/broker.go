@@ -39,7 +39,9 @@ func (b Broker) Name() string {
 // so that trials on a real cluster never see each other's records.
 type topicSet struct {
 	orders, outcomes, deadLetters, group string
-	partitions                           int
+	// budget is the topic on which instances share Webex pauses.
+	budget     string
+	partitions int
 }
 
 func newTopicSet(scenario, consumer string, partitions int) topicSet {
@@ -51,6 +53,7 @@ func newTopicSet(scenario, consumer string, partitions int) topicSet {
 		outcomes:    prefix + ".outcomes",
 		deadLetters: prefix + ".dlt",
 		group:       prefix + ".group",
+		budget:      prefix + ".budget",
 		partitions:  partitions,
 	}
 }
@@ -84,7 +87,7 @@ func openInProcess(ctx context.Context, ts topicSet) (cluster, error) {
 		c, err = kfake.NewCluster(
 			kfake.NumBrokers(1),
 			kfake.SeedTopics(int32(ts.partitions), ts.orders, ts.outcomes),
-			kfake.SeedTopics(1, ts.deadLetters),
+			kfake.SeedTopics(1, ts.deadLetters, ts.budget),
 		)
 	})
 	if err != nil {
@@ -101,6 +104,8 @@ func createTopics(ctx context.Context, addrs []string, ts topicSet) error {
 		{Topic: ts.orders, NumPartitions: ts.partitions, ReplicationFactor: 1},
 		{Topic: ts.outcomes, NumPartitions: ts.partitions, ReplicationFactor: 1},
 		{Topic: ts.deadLetters, NumPartitions: 1, ReplicationFactor: 1},
+		{Topic: ts.budget, NumPartitions: 1, ReplicationFactor: 1,
+			ConfigEntries: []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: "compact"}}},
 	}
 	resp, err := c.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: specs})
 	if err != nil {
@@ -156,5 +161,5 @@ func deleteTopics(addrs []string, ts topicSet) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c := &kafka.Client{Addr: kafka.TCP(addrs...), Timeout: 20 * time.Second}
-	_, _ = c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{ts.orders, ts.outcomes, ts.deadLetters}})
+	_, _ = c.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{ts.orders, ts.outcomes, ts.deadLetters, ts.budget}})
 }

@@ -131,7 +131,7 @@ func Run(ctx context.Context, sc Scenario, b Broker, opts Options) (Result, erro
 
 func (r *runner) engineSpec(first bool) trialSpec {
 	spec := trialSpec{kind: kindEngine, orders: r.sc.Orders, maxDuration: r.sc.MaxDuration,
-		isolate: r.sc.Isolate && len(r.opts.ServiceCommand) > 0}
+		isolate: r.sc.Isolate && len(r.opts.ServiceCommand) > 0, instances: max(r.sc.Instances, 1)}
 	if first && !spec.isolate {
 		spec.profile = r.opts.CPUProfile
 	}
@@ -142,6 +142,10 @@ func (r *runner) baselineSpec() trialSpec {
 	n := r.sc.Orders
 	if r.sc.BaselineOrders > 0 {
 		n = min(n, r.sc.BaselineOrders)
+	}
+	if r.sc.SoloBaseline {
+		return trialSpec{kind: kindSolo, orders: n, maxDuration: r.sc.BaselineMaxDuration,
+			isolate: r.sc.Isolate && len(r.opts.ServiceCommand) > 0, instances: 1}
 	}
 	return trialSpec{kind: kindBaseline, orders: n, maxDuration: r.sc.BaselineMaxDuration}
 }

@@ -14,6 +14,10 @@ const (
 	ScenarioRate     = "rate"
 	ScenarioOverhead = "overhead"
 	ScenarioMemory   = "memory"
+	// ScenarioGroupRate and ScenarioGroupLatency run three instances in one
+	// group: they share the rate budget, and they scale a latency-bound load.
+	ScenarioGroupRate    = "group-rate"
+	ScenarioGroupLatency = "group-latency"
 )
 
 // Scenario is one benchmark: the orders, the simulated Webex API, the
@@ -57,6 +61,12 @@ type Scenario struct {
 	// CPU time and peak RSS reported are the service's alone; it needs
 	// Options.ServiceCommand. The broker and simulator stay in this process.
 	Isolate bool `json:"isolate"`
+	// Instances is how many engine instances run in the group, each with
+	// the whole Tuning (their budget is the group's). Default 1.
+	Instances int `json:"instances,omitempty"`
+	// SoloBaseline makes the baseline trial the engine as one instance,
+	// on the same orders, instead of the plain kafka-go consumer.
+	SoloBaseline bool `json:"soloBaseline,omitempty"`
 }
 
 // Tuning is the part of the provisioner's configuration a scenario sets. A zero
@@ -68,6 +78,9 @@ type Tuning struct {
 	WebexRateLimit          float64 `json:"webexRateLimit,omitempty"`
 	WebexMaxConcurrent      int     `json:"webexMaxConcurrent,omitempty"`
 	WebexAdaptiveRate       bool    `json:"webexAdaptiveRate,omitempty"`
+	// HeartbeatInterval is the consumer group heartbeat: how soon a member
+	// learns of a rebalance.
+	HeartbeatInterval time.Duration `json:"heartbeatInterval,omitempty"`
 }
 
 // apply writes t into cfg, raising MaxBuffered to MaxInFlight when needed.
@@ -85,6 +98,9 @@ func (t Tuning) apply(cfg *app.Config) {
 		cfg.Limiter.Rate = t.WebexRateLimit
 	}
 	cfg.Limiter.Adaptive = t.WebexAdaptiveRate
+	if t.HeartbeatInterval > 0 {
+		cfg.Consumer.HeartbeatInterval = t.HeartbeatInterval
+	}
 	cfg.Consumer.MaxBuffered = max(cfg.Consumer.MaxBuffered, cfg.Consumer.MaxInFlight)
 }
 
@@ -129,8 +145,14 @@ func (s Scenario) Describe() string {
 	} else {
 		parts = append(parts, "backlog produced before start")
 	}
+	if s.Instances > 1 {
+		parts = append(parts, fmt.Sprintf("%d instances in one group", s.Instances))
+	}
+	if s.SoloBaseline {
+		parts = append(parts, "beside one instance alone")
+	}
 	if s.Isolate {
-		parts = append(parts, "engine in a child process")
+		parts = append(parts, "engine in child processes")
 	}
 	return strings.Join(parts, ", ")
 }
@@ -153,6 +175,8 @@ func (s Scenario) Validate() error {
 		return fmt.Errorf("scenario %s: orders must be at least 1, not %d", s.Name, s.Orders)
 	case s.Latency < 0 || s.SimRateLimit < 0 || s.ProduceRate < 0 || s.BaselineOrders < 0:
 		return fmt.Errorf("scenario %s: latency, rates and baseline orders must not be negative", s.Name)
+	case s.Instances < 0:
+		return fmt.Errorf("scenario %s: instances must not be negative", s.Name)
 	case s.MaxDuration <= 0 || s.BaselineMaxDuration <= 0:
 		return fmt.Errorf("scenario %s: max durations must be positive", s.Name)
 	}
@@ -187,6 +211,23 @@ func Scenarios() []Scenario {
 			// Bound by the service's own CPU: no API latency.
 			Name: ScenarioOverhead, Partitions: 12, Orders: 100_000,
 			MaxDuration: 10 * time.Minute, BaselineMaxDuration: time.Minute, Ceiling: true,
+		},
+		{
+			// Three `provisioner run` processes in one group, each told the
+			// group's budget of 300 requests/s, against a Webex that allows
+			// 300: their shares must add up to it (150 orders/s).
+			Name: ScenarioGroupRate, Partitions: 12, Orders: 9_000, Instances: 3, Isolate: true,
+			Latency: 20 * time.Millisecond, SimRateLimit: 300,
+			Tuning:      Tuning{WebexRateLimit: 300, WebexAdaptiveRate: true},
+			MaxDuration: 5 * time.Minute, BaselineOrders: 600, BaselineMaxDuration: time.Minute,
+		},
+		{
+			// Latency-bound, three processes on 3 × 4 partitions beside one
+			// alone on the same orders: the group should do about 3×.
+			Name: ScenarioGroupLatency, Partitions: 12, Orders: 60_000, OrdersPerKey: 10, Instances: 3, Isolate: true,
+			Latency: 50 * time.Millisecond, SoloBaseline: true,
+			Tuning:      Tuning{MaxInFlight: 200, WebexMaxConcurrent: 200},
+			MaxDuration: 10 * time.Minute, BaselineMaxDuration: 10 * time.Minute,
 		},
 		{
 			// A large backlog must not make the service hold it in memory.

@@ -83,6 +83,9 @@ const (
 	kindEngine   consumerKind = "engine"
 	kindBaseline consumerKind = "baseline"
 	kindPipe     consumerKind = "kafka pipe"
+	// kindSolo is the engine as one instance, the baseline of the
+	// scenarios that measure a group of instances.
+	kindSolo consumerKind = "engine alone"
 )
 
 // trialSpec says what one trial runs.
@@ -91,6 +94,7 @@ type trialSpec struct {
 	orders      int
 	maxDuration time.Duration
 	isolate     bool   // the engine runs as a child process
+	instances   int    // engine instances in the group (at least 1)
 	profile     string // file for a CPU profile of the trial, "" for none
 }
 
@@ -143,7 +147,7 @@ func (r *runner) env(addrs []string, ts topicSet, baseURL string) trialEnv {
 	cfg := r.sc.config()
 	cfg.Brokers = addrs
 	cfg.GroupID = ts.group
-	cfg.OrdersTopic, cfg.OutcomesTopic, cfg.DeadLetterTopic = ts.orders, ts.outcomes, ts.deadLetters
+	cfg.OrdersTopic, cfg.OutcomesTopic, cfg.DeadLetterTopic, cfg.BudgetTopic = ts.orders, ts.outcomes, ts.deadLetters, ts.budget
 	cfg.Client.BaseURL, cfg.WebexToken = baseURL, simToken
 	cfg.LogLevel = r.opts.LogLevel
 	// Logs are formatted as in production, then dropped: their cost is measured,
@@ -185,13 +189,16 @@ func (r *runner) measure(ctx context.Context, spec trialSpec, env trialEnv, pub 
 	if err := errors.Join(werr, uerr, cerr, serr, perr, oerr); err != nil {
 		return Trial{}, err
 	}
-	if c, ok := svc.(*child); ok {
+	if c, ok := svc.(interface{ peakRSS() int64 }); ok && c.peakRSS() > 0 {
 		use.peakRSS = c.peakRSS()
 	}
 	if !snap.doneAt.IsZero() {
 		end = snap.doneAt
 	}
 	label := string(spec.kind)
+	if spec.instances > 1 {
+		label += fmt.Sprintf(" ×%d", spec.instances)
+	}
 	if spec.isolate {
 		label += " (child)"
 	}
@@ -205,11 +212,8 @@ func (r *runner) measure(ctx context.Context, spec trialSpec, env trialEnv, pub 
 // start starts the consumer of spec.
 func (r *runner) start(ctx context.Context, spec trialSpec, env trialEnv) (running, error) {
 	switch spec.kind {
-	case kindEngine:
-		if spec.isolate {
-			return startChild(ctx, r.opts.ServiceCommand, env)
-		}
-		return startEngine(ctx, env)
+	case kindEngine, kindSolo:
+		return r.startGroup(ctx, spec, env)
 	case kindBaseline:
 		return startBaseline(ctx, env)
 	default:
@@ -326,4 +330,74 @@ func (f facts) trial() Trial {
 		}
 	}
 	return t
+}
+
+// startGroup starts spec.instances instances of the engine in one group,
+// in this process or as child processes.
+func (r *runner) startGroup(ctx context.Context, spec trialSpec, env trialEnv) (running, error) {
+	var g instances
+	for range max(spec.instances, 1) {
+		var (
+			one running
+			err error
+		)
+		if spec.isolate {
+			one, err = startChild(ctx, r.opts.ServiceCommand, env)
+		} else {
+			one, err = startEngine(ctx, env)
+		}
+		if err != nil {
+			_ = g.stop()
+			return nil, err
+		}
+		g = append(g, one)
+	}
+	if len(g) == 1 {
+		return g[0], nil
+	}
+	return g, nil
+}
+
+// instances are the engine instances of one group.
+type instances []running
+
+// usage is, for child processes, the sum of their CPU and the largest of
+// their peak RSS; in-process, every instance shares the process's usage.
+func (g instances) usage() (usage, error) {
+	var total usage
+	for i, one := range g {
+		u, err := one.usage()
+		if err != nil {
+			return usage{}, err
+		}
+		if u.scope != scopeService {
+			if i == 0 {
+				return u, nil
+			}
+			continue
+		}
+		total.cpu += u.cpu
+		total.peakRSS = max(total.peakRSS, u.peakRSS)
+		total.scope = u.scope
+	}
+	return total, nil
+}
+
+// peakRSS is the largest peak RSS of the children, once they have exited.
+func (g instances) peakRSS() int64 {
+	var p int64
+	for _, one := range g {
+		if c, ok := one.(*child); ok {
+			p = max(p, c.peakRSS())
+		}
+	}
+	return p
+}
+
+func (g instances) stop() error {
+	var errs []error
+	for _, one := range g {
+		errs = append(errs, one.stop())
+	}
+	return errors.Join(errs...)
 }

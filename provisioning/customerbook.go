@@ -17,6 +17,10 @@ import (
 type customerBook struct {
 	ids    *lru.Cache[string, string]             // external id → Webex id
 	orders *lru.Cache[string, customerOrderState] // external id → its last customer order
+	// ordered maps a Webex id to the external id of its customer orders,
+	// so that a subscriber order naming the Webex id finds a running
+	// customer order in one lookup.
+	ordered *lru.Cache[string, string]
 
 	fresh    time.Duration                    // how long a read status is reused
 	statuses *lru.Cache[string, readCustomer] // Webex id → its last read
@@ -53,6 +57,7 @@ func newCustomerBook(size int, fresh time.Duration) *customerBook {
 	// lru.New fails only for a size below 1, which the config rules out.
 	b.ids, _ = lru.New[string, string](size)
 	b.orders, _ = lru.New[string, customerOrderState](size)
+	b.ordered, _ = lru.New[string, string](size)
 	b.statuses, _ = lru.New[string, readCustomer](size)
 	return b
 }
@@ -61,6 +66,9 @@ func newCustomerBook(size int, fresh time.Duration) *customerBook {
 func (b *customerBook) begin(externalID, orderID string) {
 	id, _ := b.ids.Peek(externalID)
 	b.orders.Add(externalID, customerOrderState{orderID: orderID, customerID: id, running: true})
+	if id != "" {
+		b.ordered.Add(id, externalID)
+	}
 }
 
 // end records how the customer order ended, and what it learnt.
@@ -69,6 +77,7 @@ func (b *customerBook) end(externalID, orderID string, c *Customer, failed bool)
 	if c != nil && c.ID != "" {
 		st.customerID = c.ID
 		b.learn(externalID, c)
+		b.ordered.Add(c.ID, externalID)
 	}
 	b.orders.Add(externalID, st)
 }
@@ -78,14 +87,14 @@ func (b *customerBook) order(externalID string) (customerOrderState, bool) {
 	return b.orders.Get(externalID)
 }
 
-// orderOf returns the customer order running for the Webex id, if any.
+// orderOf returns the last customer order for the Webex id, if any.
 func (b *customerBook) orderOf(customerID string) (customerOrderState, bool) {
-	for _, ext := range b.orders.Keys() {
-		if st, ok := b.orders.Peek(ext); ok && st.customerID == customerID {
-			return st, true
-		}
+	ext, ok := b.ordered.Get(customerID)
+	if !ok {
+		return customerOrderState{}, false
 	}
-	return customerOrderState{}, false
+	st, ok := b.orders.Peek(ext)
+	return st, ok && st.customerID == customerID
 }
 
 // learn records what a read of the customer said.
@@ -98,6 +107,7 @@ func (b *customerBook) learn(externalID string, c *Customer) {
 		// see that its order is running.
 		st.customerID = c.ID
 		b.orders.Add(externalID, st)
+		b.ordered.Add(c.ID, externalID)
 	}
 	if c.ID != "" {
 		cc := *c

@@ -91,6 +91,12 @@ type LimiterConfig struct {
 
 	// MaxPause caps the shared pause that one Retry-After asks for. Default 60s.
 	MaxPause time.Duration
+
+	// OnPause, when set, is told of every pause that a 429's Retry-After
+	// started or lengthened here (not of those set by Pause), with its
+	// length: the caller may tell other instances that share the budget.
+	// It is called without the limiter's lock and must not block.
+	OnPause func(d time.Duration)
 }
 
 // DefaultLimiterConfig returns what a service that shares one API account
@@ -150,6 +156,9 @@ type LimiterStats struct {
 	// Rate is the number of requests per second allowed now; 0 when there is
 	// no rate limit.
 	Rate float64
+	// Share is the fraction of the configured budget this limiter may use
+	// (SetShare); 1 unless it was given another.
+	Share float64
 	// PausedUntil is when the current shared pause ends; zero when there is none.
 	PausedUntil time.Time
 	// InProgress is the number of calls between Acquire and release.
@@ -202,6 +211,7 @@ type Limiter struct {
 	limited atomic.Bool
 
 	mu       sync.Mutex // guards the adaptive state below and replacing lim
+	share    float64    // the fraction of the budget this limiter may use (SetShare)
 	rate     float64
 	ceiling  float64 // the rate that met the last 429; 0 before the first one
 	lastGrow int64
@@ -221,7 +231,7 @@ func newLimiter(cfg LimiterConfig, clock func() time.Time) *Limiter {
 		panic("provisioning: invalid limiter config: " + err.Error())
 	}
 	cfg.setDefaults()
-	l := &Limiter{cfg: cfg, clock: clock, epoch: clock()}
+	l := &Limiter{cfg: cfg, clock: clock, epoch: clock(), share: 1}
 	l.releaseFn = l.release
 	l.lastCut = -int64(cutWindow)
 	if cfg.MaxConcurrent > 0 {
@@ -383,14 +393,15 @@ func (l *Limiter) observeAt(now int64, status int, retryAfter time.Duration) {
 			return
 		}
 		l.mu.Lock()
-		defer l.mu.Unlock()
 		// Cut before pausing: a 429 that arrives during a pause answers a
 		// call sent before it, and must not cut the rate a second time.
 		if cut {
 			l.cutLocked(now)
 		}
-		if retryAfter > 0 {
-			l.pauseLocked(now, retryAfter)
+		paused := retryAfter > 0 && l.pauseLocked(now, retryAfter)
+		l.mu.Unlock()
+		if paused && l.cfg.OnPause != nil {
+			l.cfg.OnPause(min(retryAfter, l.cfg.MaxPause))
 		}
 	case l.cfg.Adaptive && status >= 200 && status < 500:
 		// 5xx and transport errors say nothing about the rate, and may mean
@@ -431,7 +442,46 @@ func (l *Limiter) growLocked(now int64) {
 	if dt <= 0 || now < l.pauseUntil.Load() || !l.limited.Swap(false) {
 		return
 	}
-	l.setRateLocked(now, nextRate(l.cfg, l.rate, l.ceiling, dt))
+	c := l.cfg
+	c.Rate = l.maxRateLocked()
+	l.setRateLocked(now, nextRate(c, l.rate, l.ceiling, dt))
+}
+
+// SetShare gives the limiter a fraction s, in (0, 1], of the budget it was
+// configured with: the rate limit, and an adaptive rate with its last
+// ceiling, scale by s. Instances that share one API account each take their
+// share of its budget, and change it when their share of the work changes.
+// The concurrency cap is not scaled. Values outside (0, 1] are clipped to it.
+func (l *Limiter) SetShare(s float64) {
+	if l == nil || math.IsNaN(s) {
+		return
+	}
+	s = min(max(s, 1e-6), 1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s == l.share {
+		return
+	}
+	scale := s / l.share
+	l.share = s
+	now := l.nanos()
+	switch {
+	case l.cfg.Adaptive:
+		l.ceiling *= scale
+		r := max(l.cfg.MinRate, l.rate*scale)
+		if m := l.maxRateLocked(); m > 0 {
+			r = min(r, m)
+		}
+		l.setRateLocked(now, r)
+	case l.cfg.Rate > 0:
+		l.setRateLocked(now, l.cfg.Rate*s)
+	}
+}
+
+// maxRateLocked is the most the rate may be: the configured Rate times the
+// share; 0 when there is no rate limit.
+func (l *Limiter) maxRateLocked() float64 {
+	return l.cfg.Rate * l.share
 }
 
 // nextRate is the adaptive rate r after dt of growth, given the rate that met
@@ -470,12 +520,13 @@ func (l *Limiter) setRateLocked(now int64, r float64) {
 	}
 }
 
-func (l *Limiter) pauseLocked(now int64, retryAfter time.Duration) {
+// pauseLocked starts or lengthens the shared pause; it reports whether it did.
+func (l *Limiter) pauseLocked(now int64, retryAfter time.Duration) bool {
 	until := now + int64(min(retryAfter, l.cfg.MaxPause))
 	for {
 		old := l.pauseUntil.Load()
 		if until <= old {
-			return
+			return false
 		}
 		if l.pauseUntil.CompareAndSwap(old, until) {
 			break
@@ -485,6 +536,20 @@ func (l *Limiter) pauseLocked(now int64, retryAfter time.Duration) {
 	if l.lim.Load() != nil {
 		l.lim.Store(rate.NewLimiter(rate.Limit(l.rate), l.cfg.Burst))
 	}
+	return true
+}
+
+// Pause makes every caller wait d (capped at MaxPause), as a Retry-After
+// would, for a 429 that another instance sharing the budget was given. It
+// does not cut an adaptive rate (that instance's limiter did) and does not
+// call OnPause.
+func (l *Limiter) Pause(d time.Duration) {
+	if l == nil || d <= 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pauseLocked(l.nanos(), d)
 }
 
 // Stats returns a snapshot of the limiter's state and counters.
@@ -503,6 +568,9 @@ func (l *Limiter) Stats() LimiterStats {
 	if lim := l.lim.Load(); lim != nil {
 		st.Rate = float64(lim.Limit())
 	}
+	l.mu.Lock()
+	st.Share = l.share
+	l.mu.Unlock()
 	if until := l.pauseUntil.Load(); until != 0 && l.nanos() < until {
 		st.PausedUntil = l.epoch.Add(time.Duration(until))
 	}

@@ -225,7 +225,6 @@ func TestLimiterAdaptiveArithmetic(t *testing.T) {
 }
 
 func TestNextRate(t *testing.T) {
-	cfg := LimiterConfig{}
 	for _, tc := range []struct {
 		name       string
 		cfg        LimiterConfig
@@ -242,11 +241,7 @@ func TestNextRate(t *testing.T) {
 		{name: "capped", cfg: LimiterConfig{Rate: 101}, r: 100, dt: time.Second, want: 101},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := cfg
-			if tc.cfg != (LimiterConfig{}) {
-				c = tc.cfg
-			}
-			if got := nextRate(c, tc.r, tc.ceiling, tc.dt); !near(got, tc.want) {
+			if got := nextRate(tc.cfg, tc.r, tc.ceiling, tc.dt); !near(got, tc.want) {
 				t.Errorf("nextRate(%v, %v, %v) = %v, want %v", tc.r, tc.ceiling, tc.dt, got, tc.want)
 			}
 		})
@@ -840,5 +835,88 @@ func BenchmarkLimiterAcquire(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+func TestLimiterShare(t *testing.T) {
+	clk := newManualClock()
+	l := newLimiter(LimiterConfig{Rate: 300}, clk.Now)
+	for _, tc := range []struct {
+		share, rate float64
+	}{{4.0 / 12, 100}, {6.0 / 12, 150}, {1, 300}, {2, 300}, {0, 300e-6}, {1.0 / 3, 100}} {
+		l.SetShare(tc.share)
+		if st := l.Stats(); !near(st.Rate, tc.rate) {
+			t.Errorf("share %v: rate %v, want %v", tc.share, st.Rate, tc.rate)
+		}
+	}
+	if st := l.Stats(); !near(st.Share, 1.0/3) {
+		t.Errorf("share %v, want 1/3", st.Share)
+	}
+
+	// Adaptive: the rate, its ceiling and its cap scale together.
+	a := newLimiter(LimiterConfig{Adaptive: true, Rate: 300, InitialRate: 300}, clk.Now)
+	a.SetShare(0.5)
+	if got := a.Stats().Rate; !near(got, 150) {
+		t.Fatalf("adaptive rate after share 1/2: %v, want 150", got)
+	}
+	for range 20 {
+		clk.Advance(250 * time.Millisecond)
+		a.limited.Store(true)
+		a.Observe(http.StatusOK, 0)
+	}
+	if got := a.Stats().Rate; !near(got, 150) {
+		t.Errorf("adaptive rate grew to %v past its share of the cap, 150", got)
+	}
+	clk.Advance(time.Second)
+	a.Observe(http.StatusTooManyRequests, 0)
+	a.SetShare(1)
+	if got, want := a.Stats().Rate, 2*0.7*150.0; !near(got, want) || !near(a.ceiling, 300) {
+		t.Errorf("after a 429 at 150 and share 1: rate %v, ceiling %v; want %v and 300", got, a.ceiling, want)
+	}
+
+	// Measured: two limiters with half the budget each send about the budget.
+	var sent atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 2 {
+		l := NewLimiter(LimiterConfig{Rate: 200})
+		l.SetShare(0.5)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				release, err := l.Acquire(ctx)
+				if err != nil {
+					return
+				}
+				sent.Add(1)
+				release()
+			}
+		}()
+	}
+	wg.Wait()
+	if n := sent.Load(); n < 150 || n > 230 {
+		t.Errorf("two halves of 200/s sent %d calls in a second, want about 200", n)
+	}
+}
+
+func TestLimiterPauseFromElsewhere(t *testing.T) {
+	clk := newManualClock()
+	var told []time.Duration
+	l := newLimiter(LimiterConfig{Rate: 100, MaxPause: 10 * time.Second, OnPause: func(d time.Duration) { told = append(told, d) }}, clk.Now)
+	l.Observe(http.StatusTooManyRequests, 2*time.Second)
+	l.Observe(http.StatusTooManyRequests, time.Second) // inside the pause: does not lengthen it
+	l.Observe(http.StatusTooManyRequests, time.Minute) // lengthens it, capped
+	if !slices.Equal(told, []time.Duration{2 * time.Second, 10 * time.Second}) {
+		t.Errorf("OnPause told %v, want the pauses that began or grew: 2s, then 10s (capped)", told)
+	}
+	clk.Advance(11 * time.Second)
+	l.Pause(3 * time.Second)
+	if st := l.Stats(); st.PausedUntil.Sub(clk.Now()) != 3*time.Second || len(told) != 2 {
+		t.Errorf("Pause: paused until %v (now %v), OnPause told %v; want 3s and no echo", st.PausedUntil, clk.Now(), told)
+	}
+	if st := l.Stats(); st.Rate != 100 {
+		t.Errorf("a pause from elsewhere changed the rate to %v", st.Rate)
 	}
 }

@@ -102,9 +102,10 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 	fs := newFlagSet("bench", "Benchmark the provisioner against the Webex simulator and Kafka: orders/s, order latency,\n"+
 		"CPU, peak RSS and 429s of the engine and of a baseline (a plain partition-sequential kafka-go\n"+
 		"consumer doing the same calls), in the same process on the same orders. Scenarios: latency,\n"+
-		"rate, overhead, memory (see BENCHMARKS.md). Runs on the in-process broker, and on the real one\n"+
+		"rate, overhead, memory, group-rate (three instances sharing one budget), group-latency (three\n"+
+		"instances beside one alone) (see BENCHMARKS.md). Runs on the in-process broker, and on the real one\n"+
 		"at --brokers (or KAFKA_BROKERS) when set.", stderr)
-	fs.StringVar(&f.scenario, "scenario", f.scenario, "latency, rate, overhead, memory, a comma-separated list, or all")
+	fs.StringVar(&f.scenario, "scenario", f.scenario, "latency, rate, overhead, memory, group-rate, group-latency, a comma-separated list, or all")
 	fs.StringVar(&f.broker, "broker", "", "in-process, real or both (default: both when a real broker is configured, else in-process)")
 	fs.StringVar(&f.brokers, "brokers", "", "real Kafka bootstrap servers (default: $KAFKA_BROKERS)")
 	fs.BoolVar(&f.smoke, "smoke", false, "small counts and short latencies; checks only that every order is answered, once")
@@ -122,11 +123,13 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 	fs.DurationVar(&f.over.MaxDuration, "max-duration", 0, "bound of an engine trial; a trial stopped by it is reported with the rate it reached")
 	fs.IntVar(&f.over.BaselineOrders, "baseline-orders", 0, "orders given to the baseline (the first ones)")
 	fs.DurationVar(&f.over.BaselineMaxDuration, "baseline-max-duration", 0, "bound of a baseline trial")
+	fs.IntVar(&f.over.Instances, "instances", 0, "engine instances in one group, each given the whole tuning (the group's budget)")
 	fs.BoolVar(&f.over.Isolate, "isolate", false, "run the engine as a child process (`provisioner run`) so that CPU and RSS are its own")
 	fs.IntVar(&f.over.Tuning.MaxInFlight, "max-in-flight", 0, "the provisioner's --max-in-flight")
 	fs.IntVar(&f.over.Tuning.WebexMaxConcurrent, "webex-max-concurrent", 0, "the provisioner's --webex-max-concurrent")
 	fs.Float64Var(&f.over.Tuning.WebexRateLimit, "webex-rate-limit", 0, "the provisioner's --webex-rate-limit")
 	fs.BoolVar(&f.over.Tuning.WebexAdaptiveRate, "webex-adaptive-rate", false, "the provisioner's --webex-adaptive-rate")
+	fs.DurationVar(&f.over.Tuning.HeartbeatInterval, "heartbeat-interval", 0, "the provisioner's --heartbeat-interval")
 	if err := parse(fs, args, osLookupEnv); err != nil {
 		return nil, usageError{err}
 	}
@@ -151,7 +154,7 @@ func (f *benchFlags) scenarios() ([]bench.Scenario, error) {
 	for _, name := range names {
 		sc, ok := bench.Lookup(name)
 		if !ok {
-			return nil, fmt.Errorf("--scenario: unknown scenario %q: use latency, rate, overhead, memory or all", name)
+			return nil, fmt.Errorf("--scenario: unknown scenario %q: use latency, rate, overhead, memory, group-rate, group-latency or all", name)
 		}
 		if f.smoke {
 			sc = sc.Smoke()
@@ -186,10 +189,12 @@ func (f *benchFlags) override(sc bench.Scenario) bench.Scenario {
 	apply("baseline-orders", func() { sc.BaselineOrders = o.BaselineOrders })
 	apply("baseline-max-duration", func() { sc.BaselineMaxDuration = o.BaselineMaxDuration })
 	apply("isolate", func() { sc.Isolate = o.Isolate })
+	apply("instances", func() { sc.Instances = o.Instances })
 	apply("max-in-flight", func() { sc.Tuning.MaxInFlight = o.Tuning.MaxInFlight })
 	apply("webex-max-concurrent", func() { sc.Tuning.WebexMaxConcurrent = o.Tuning.WebexMaxConcurrent })
 	apply("webex-rate-limit", func() { sc.Tuning.WebexRateLimit = o.Tuning.WebexRateLimit })
 	apply("webex-adaptive-rate", func() { sc.Tuning.WebexAdaptiveRate = o.Tuning.WebexAdaptiveRate })
+	apply("heartbeat-interval", func() { sc.Tuning.HeartbeatInterval = o.Tuning.HeartbeatInterval })
 	return sc
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -53,6 +54,7 @@ type Handling struct {
 	Follower *pipeline.Follower
 	// Limiter is the Webex rate budget of this instance.
 	Limiter *provisioning.Limiter
+	pauses  *pauses
 	writer  *producer.Writer
 	kafka   kafkaClients
 	metrics *metrics.Metrics
@@ -70,7 +72,11 @@ func NewHandling(ctx context.Context, cfg Config, log zerolog.Logger) (*Handling
 	if err := cfg.Limiter.Validate(); err != nil {
 		return nil, fmt.Errorf("webex rate limit: %w", err)
 	}
-	limiter := provisioning.NewLimiter(cfg.Limiter)
+	pz := newPauses(instanceName(), &log)
+	lc := cfg.Limiter
+	lc.OnPause = pz.onPause
+	limiter := provisioning.NewLimiter(lc)
+	pz.limiter = limiter
 	m.WatchLimiter(limiter)
 	cc := cfg.Client
 	cc.Tokens, cc.Limiter, cc.Transport = tokens, limiter, m.Transport(provisioning.NewTransport())
@@ -100,7 +106,7 @@ func NewHandling(ctx context.Context, cfg Config, log zerolog.Logger) (*Handling
 	m.WatchPending(f)
 	cpc := pc
 	cpc.ConsumerGroup, cpc.Observer = cfg.CustomerGroupID(), m.Customers()
-	return &Handling{Pipeline: p, Customers: pipeline.NewCustomers(cpc, wf, w), Follower: f, Limiter: limiter, writer: w, kafka: kc, metrics: m}, nil
+	return &Handling{Pipeline: p, Customers: pipeline.NewCustomers(cpc, wf, w), Follower: f, Limiter: limiter, pauses: pz, writer: w, kafka: kc, metrics: m}, nil
 }
 
 // Close releases the writers and the Kafka connections. Call it once nothing
@@ -124,14 +130,15 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	ccfg := cfg.Consumer
 	ccfg.Brokers, ccfg.GroupID, ccfg.Topic, ccfg.Dialer = cfg.Brokers, cfg.GroupID, cfg.OrdersTopic, h.kafka.dialer
 	ccfg.Fatal, ccfg.KeyFunc, ccfg.Logger = kafkasec.Permanent, pipeline.OrderKey, &log
-	ccfg.Observer = observers{h.metrics, h.Follower}
+	kclient := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second, Transport: h.kafka.transport}
+	share := &budget{limiter: h.Limiter, client: kclient, topic: cfg.OrdersTopic, log: &log}
+	ccfg.Observer = observers{h.metrics, h.Follower, share}
 	ccfg.RetryInitialInterval, ccfg.RetryMaxInterval = cfg.Workflow.RetryInitialInterval, cfg.Workflow.RetryMaxInterval
 	c, err := consumer.New(ccfg, h.Pipeline)
 	if err != nil {
 		h.Close()
 		return nil, err
 	}
-	kclient := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second, Transport: h.kafka.transport}
 	h.metrics.WatchConsumer(c, kclient, cfg.GroupID, cfg.OrdersTopic)
 	a := &App{Handling: h, cfg: cfg, log: log, consumer: c, health: &health{consumer: c, client: kclient}}
 	if cfg.CustomerOrdersTopic != "" {
@@ -249,6 +256,16 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.ensureFollowUpsTopic(ctx); err != nil {
 		return err
 	}
+	if topic := a.cfg.BudgetTopic; topic != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if a.awaitTopic(bg, topic, "the budget topic does not exist: a 429 met here pauses only this instance (create it, compacted, one partition, or set --budget-topic \"\")") {
+				a.log.Info().Str("topic", topic).Str("instance", a.pauses.instance).Msg("sharing Webex pauses with the other instances")
+				a.pauses.run(bg, a.cfg.Brokers, topic, a.kafka.dialer, a.kafka.transport)
+			}
+		}()
+	}
 	fctx, stopFollower := context.WithCancel(context.WithoutCancel(ctx))
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = a.Follower.Run(fctx) }()
@@ -319,4 +336,15 @@ func NewLogger(w io.Writer, level, format string) zerolog.Logger {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// instanceName names this process among the instances of the group, for
+// the budget topic's keys: the host (the pod's name on Kubernetes), its pid,
+// and a random suffix so that a restarted process is a new instance.
+func instanceName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return fmt.Sprintf("%s-%d-%04x", host, os.Getpid(), rand.N(1<<16))
 }

@@ -35,6 +35,9 @@ type Config struct {
 	// CustomerOutcomesTopic receives customer-outcome events.
 	CustomerOrdersTopic   string
 	CustomerOutcomesTopic string
+	// BudgetTopic carries the Webex pauses (a 429's Retry-After) between
+	// the instances that share the budget; "" shares none.
+	BudgetTopic string
 	// Kafka is the TLS and SASL security of every Kafka connection. Default: plaintext.
 	Kafka kafkasec.Config
 
@@ -107,6 +110,7 @@ func DefaultConfig() Config {
 		DeadLetterTopic:       "subscriber-orders-dlt",
 		CustomerOrdersTopic:   "customer-orders",
 		CustomerOutcomesTopic: "customer-outcomes",
+		BudgetTopic:           "webex-budget",
 		Consumer:              consumer.DefaultConfig(),
 		Writer:                producer.DefaultConfig(),
 		Pipeline:              pipeline.DefaultConfig(),
@@ -140,9 +144,11 @@ func (cfg *Config) Validate() error {
 	for _, t := range []struct{ flag, val string }{
 		{"orders-topic", cfg.OrdersTopic}, {"outcomes-topic", cfg.OutcomesTopic}, {"dead-letter-topic", cfg.DeadLetterTopic},
 		{"followups-topic", cfg.followUpsTopic()}, {"customer-orders-topic", cfg.CustomerOrdersTopic},
-		{"customer-outcomes-topic", cfg.CustomerOutcomesTopic},
+		{"customer-outcomes-topic", cfg.CustomerOutcomesTopic}, {"budget-topic", cfg.BudgetTopic},
 	} {
 		switch {
+		case t.val == "" && t.flag == "budget-topic":
+			// No pauses shared.
 		case t.val == "" && t.flag == "customer-orders-topic":
 			// No customer orders.
 		case t.val == "" && t.flag == "customer-outcomes-topic" && cfg.CustomerOrdersTopic == "":
@@ -225,6 +231,15 @@ func (cfg *Config) Validate() error {
 	}
 	if cfg.Consumer.CommitInterval <= 0 || cfg.Consumer.ShutdownTimeout <= 0 {
 		bad("--commit-interval and --shutdown-timeout must be positive durations such as 1s")
+	}
+	switch cc := cfg.Consumer; {
+	case cc.SessionTimeout < 6*time.Second || cc.SessionTimeout > 5*time.Minute:
+		// The broker's group.min.session.timeout.ms and .max. defaults.
+		bad("--session-timeout must be between 6s and 5m (the broker's bounds), not %v", cc.SessionTimeout)
+	case cc.HeartbeatInterval <= 0 || 3*cc.HeartbeatInterval > cc.SessionTimeout:
+		bad("--heartbeat-interval must be positive and at most a third of --session-timeout (%v), not %v", cc.SessionTimeout, cc.HeartbeatInterval)
+	case cc.RebalanceTimeout != 0 && cc.RebalanceTimeout <= cc.ShutdownTimeout:
+		bad("--rebalance-timeout (%v) must exceed --shutdown-timeout (%v): a member drains its orders within the rebalance", cc.RebalanceTimeout, cc.ShutdownTimeout)
 	}
 	if cfg.Writer.BatchTimeout <= 0 || cfg.Writer.BatchTimeout > time.Second {
 		bad("--publish-linger must be a duration above 0 and at most 1s, such as 10ms, not %v", cfg.Writer.BatchTimeout)

@@ -50,6 +50,12 @@ func TestConfigValidate(t *testing.T) {
 		{"max below initial", func(c *Config) { c.Workflow.RetryMaxInterval = time.Millisecond }, "shorter than --retry-initial-interval"},
 		{"tiny record limit", func(c *Config) { c.Pipeline.MaxRecordBytes = 10 }, "--max-record-bytes"},
 		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, "--log-level"},
+		{"session too short", func(c *Config) { c.Consumer.SessionTimeout = time.Second }, "--session-timeout must be between 6s and 5m"},
+		{"heartbeat above a third of the session", func(c *Config) { c.Consumer.HeartbeatInterval = 11 * time.Second }, "--heartbeat-interval must be positive and at most a third"},
+		{"rebalance shorter than the drain", func(c *Config) { c.Consumer.RebalanceTimeout = c.Consumer.ShutdownTimeout }, "--rebalance-timeout"},
+		{"short session, quick heartbeat", func(c *Config) { c.Consumer.SessionTimeout, c.Consumer.HeartbeatInterval = 10*time.Second, time.Second }, ""},
+		{"budget topic is the orders topic", func(c *Config) { c.BudgetTopic = c.OrdersTopic }, "the topics must differ"},
+		{"no budget topic", func(c *Config) { c.BudgetTopic = "" }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

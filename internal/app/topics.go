@@ -82,26 +82,34 @@ func ensureTopic(ctx context.Context, c *kafka.Client, topic, orders string) err
 // served.
 func (a *App) runCustomers(ctx context.Context) error {
 	topic := a.cfg.CustomerOrdersTopic
-	c := &kafka.Client{Addr: kafka.TCP(a.cfg.Brokers...), Timeout: 10 * time.Second, Transport: a.kafka.transport}
-	for warned := false; ; {
-		md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-		if err == nil && len(md.Topics) == 1 && md.Topics[0].Error == nil && len(md.Topics[0].Partitions) > 0 {
-			break
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		if !warned && err == nil {
-			a.log.Warn().Str("topic", topic).Msg("the customer orders topic does not exist: customer orders are read once it does (create it, or set --customer-orders-topic \"\" to read none)")
-			warned = true
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(5 * time.Second):
-		}
+	if !a.awaitTopic(ctx, topic, "the customer orders topic does not exist: customer orders are read once it does (create it, or set --customer-orders-topic \"\" to read none)") {
+		return nil
 	}
 	a.log.Info().Str("topic", topic).Str("group_id", a.cfg.CustomerGroupID()).Str("outcomes_topic", a.cfg.CustomerOutcomesTopic).
 		Msg("consuming customer orders")
 	return a.customers.Run(ctx)
+}
+
+// awaitTopic waits until topic exists, logging warning once if it does
+// not; false when ctx ended first.
+func (a *App) awaitTopic(ctx context.Context, topic, warning string) bool {
+	c := &kafka.Client{Addr: kafka.TCP(a.cfg.Brokers...), Timeout: 10 * time.Second, Transport: a.kafka.transport}
+	for warned := false; ; {
+		md, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		if err == nil && len(md.Topics) == 1 && md.Topics[0].Error == nil && len(md.Topics[0].Partitions) > 0 {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if !warned && err == nil {
+			a.log.Warn().Str("topic", topic).Msg(warning)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(5 * time.Second):
+		}
+	}
 }

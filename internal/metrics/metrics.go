@@ -361,12 +361,13 @@ var (
 	descLimThrottle = prometheus.NewDesc(ns+"_webex_throttled_total", "429 answers seen by the limiter.", nil, nil)
 	descLimPauses   = prometheus.NewDesc(ns+"_webex_pauses_total", "Shared pauses started by a Retry-After.", nil, nil)
 	descLimInProg   = prometheus.NewDesc(ns+"_webex_requests_in_progress", "Webex calls in progress.", nil, nil)
+	descLimShare    = prometheus.NewDesc(ns+"_webex_budget_share", "The fraction of the group's Webex rate budget this instance takes: its share of the orders topic's partitions.", nil, nil)
 )
 
 type limiterCollector struct{ src LimiterSource }
 
 func (c *limiterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLimWaits, descLimWaitSecs, descLimRate, descLimThrottle, descLimPauses, descLimInProg} {
+	for _, d := range []*prometheus.Desc{descLimWaits, descLimWaitSecs, descLimRate, descLimThrottle, descLimPauses, descLimInProg, descLimShare} {
 		ch <- d
 	}
 }
@@ -379,6 +380,7 @@ func (c *limiterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descLimThrottle, prometheus.CounterValue, float64(s.Throttled))
 	ch <- prometheus.MustNewConstMetric(descLimPauses, prometheus.CounterValue, float64(s.Pauses))
 	ch <- prometheus.MustNewConstMetric(descLimInProg, prometheus.GaugeValue, float64(s.InProgress))
+	ch <- prometheus.MustNewConstMetric(descLimShare, prometheus.GaugeValue, s.Share)
 }
 
 // PendingSource tells how many orders wait on their end user in this
