@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
@@ -69,18 +68,7 @@ const firstCustomerOutcomes = 7
 
 func customerOutcomesOf(t *testing.T, msgs []kafka.Message) []schemas.CustomerOutcome {
 	t.Helper()
-	var out []schemas.CustomerOutcome
-	for _, m := range msgs {
-		var o schemas.CustomerOutcome
-		if err := json.Unmarshal(m.Value, &o); err != nil {
-			t.Fatal(err)
-		}
-		if err := schemas.ValidateCustomerOutcome(o); err != nil {
-			t.Errorf("customer outcome of %s breaks its schema: %v", o.OrderID, err)
-		}
-		out = append(out, o)
-	}
-	return out
+	return decodeChecked(t, msgs, schemas.ValidateCustomerOutcome, func(o schemas.CustomerOutcome) string { return o.OrderID })
 }
 
 // checkFirst checks the first phase's answers and what Webex holds.

@@ -21,16 +21,23 @@ import (
 // outcomesOf decodes outcome records, checking each against its schema.
 func outcomesOf(t *testing.T, msgs []kafka.Message) []schemas.Outcome {
 	t.Helper()
-	var out []schemas.Outcome
+	return decodeChecked(t, msgs, schemas.ValidateOutcome, func(o schemas.Outcome) string { return o.OrderID })
+}
+
+// decodeChecked decodes records of one kind, checking each with validate;
+// id names a record in the error.
+func decodeChecked[T any](t *testing.T, msgs []kafka.Message, validate func(T) error, id func(T) string) []T {
+	t.Helper()
+	var out []T
 	for _, m := range msgs {
-		var o schemas.Outcome
-		if err := json.Unmarshal(m.Value, &o); err != nil {
+		var v T
+		if err := json.Unmarshal(m.Value, &v); err != nil {
 			t.Fatal(err)
 		}
-		if err := schemas.ValidateOutcome(o); err != nil {
-			t.Errorf("outcome of %s breaks its schema: %v", o.OrderID, err)
+		if err := validate(v); err != nil {
+			t.Errorf("record of %s breaks its schema: %v", id(v), err)
 		}
-		out = append(out, o)
+		out = append(out, v)
 	}
 	return out
 }
