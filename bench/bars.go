@@ -21,6 +21,10 @@ const (
 	overheadShareOfCeil  = 0.50
 	memoryMaxRSSMiB      = 150
 	groupTimesSolo       = 2.7
+	killMaxGapMs         = 10_000
+	killServedAgainMs    = 12_000
+	rollingMaxGapMs      = 2_000
+	staticServedAgainMs  = 5_000
 )
 
 // judge returns the bars of res's scenario, judged on its median figures.
@@ -37,6 +41,8 @@ func judge(res Result) []Bar {
 		bars = overheadBars(res)
 	case ScenarioMemory:
 		bars = memoryBars(res)
+	case ScenarioGroupKill, ScenarioGroupRolling, ScenarioGroupStatic:
+		bars = disruptionBars(res)
 	}
 	if res.Smoke {
 		for i := range bars {
@@ -144,4 +150,42 @@ func groupLatencyBars(res Result) []Bar {
 		Measured:    fmt.Sprintf("%.0f/s ÷ %.0f/s = %.2f×", e.OrdersPerSec, solo.OrdersPerSec, times),
 		Pass:        times >= groupTimesSolo, Judged: solo.OrdersPerSec > 0,
 	}}
+}
+
+// disruptionBars: the bounds on the pause of the whole group and on
+// the time until every partition is served again, no order provisioned
+// twice, and (rolling restart) no outcome written twice.
+func disruptionBars(res Result) []Bar {
+	e, calm := res.Engine, res.Baseline
+	gap := func(maxMs float64) Bar {
+		return Bar{
+			Requirement: fmt.Sprintf("longest time the whole group made no API call ≤ %.0f s", maxMs/1000),
+			Measured:    fmt.Sprintf("%.1f s (undisturbed: %.0f API calls/s, disrupted: %.0f/s)", e.MaxCallGapMs/1000, calm.APIRequestsPerSec, e.APIRequestsPerSec),
+			Pass:        e.MaxCallGapMs <= maxMs, Judged: e.MaxCallGapMs > 0,
+		}
+	}
+	served := func(maxMs float64, after string) Bar {
+		return Bar{
+			Requirement: fmt.Sprintf("every partition served again ≤ %.0f s after %s", maxMs/1000, after),
+			Measured:    fmt.Sprintf("%.1f s", e.ServedAgainMs/1000),
+			Pass:        e.ServedAgainMs <= maxMs, Judged: e.ServedAgainMs > 0,
+		}
+	}
+	once := Bar{
+		Requirement: "no subscriber created twice",
+		Measured:    fmt.Sprintf("at most %d per email", e.MaxCreatesPerEmail),
+		Pass:        e.MaxCreatesPerEmail <= 1, Judged: true,
+	}
+	switch res.Scenario.Name {
+	case ScenarioGroupKill:
+		return []Bar{gap(killMaxGapMs), served(killServedAgainMs, "the kill"), once}
+	case ScenarioGroupRolling:
+		return []Bar{gap(rollingMaxGapMs), {
+			Requirement: "no outcome written twice (none redelivered)",
+			Measured:    fmt.Sprintf("%d duplicate outcomes of %d orders", e.DuplicateOutcomes, e.Answered),
+			Pass:        e.DuplicateOutcomes == 0, Judged: true,
+		}, once}
+	default:
+		return []Bar{served(staticServedAgainMs, "the restart"), gap(rollingMaxGapMs), once}
+	}
 }

@@ -27,6 +27,9 @@ func TestSmoke(t *testing.T) {
 	}
 	for _, b := range brokers {
 		for _, full := range Scenarios() {
+			if full.Disrupt != "" {
+				continue // needs child processes: TestSmokeDisrupted
+			}
 			t.Run(b.Name()+"/"+full.Name, func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 				defer cancel()
@@ -43,15 +46,7 @@ func TestSmoke(t *testing.T) {
 // TestSmokeIsolated runs the memory scenario with the engine as a child
 // process, built from ./cmd/provisioner, as `provisioner bench` does.
 func TestSmokeIsolated(t *testing.T) {
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("needs the go command to build the provisioner")
-	}
-	bin := filepath.Join(t.TempDir(), "provisioner")
-	build := exec.Command(goTool, "build", "-o", bin, "../cmd/provisioner")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the provisioner: %v\n%s", err, out)
-	}
+	bin := buildProvisioner(t)
 	sc, _ := Lookup(ScenarioMemory)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -63,6 +58,42 @@ func TestSmokeIsolated(t *testing.T) {
 	if res.Engine.Consumer != "engine (child)" || res.Engine.Scope != scopeService || res.Engine.PeakRSSMiB <= 0 {
 		t.Errorf("engine trial %+v: want the child's own usage", res.Engine)
 	}
+}
+
+// TestSmokeDisrupted runs the kill -9 scenario in smoke mode with its three
+// instances as child processes: every order is answered and none is
+// provisioned twice although one instance died mid-run, and the group's
+// calls were timed from the kill on.
+func TestSmokeDisrupted(t *testing.T) {
+	bin := buildProvisioner(t)
+	sc, _ := Lookup(ScenarioGroupKill)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, sc.Smoke(), InProcess(), Options{Smoke: true, ServiceCommand: []string{bin, "run"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSmoke(t, res)
+	if res.Engine.MaxCallGapMs <= 0 {
+		t.Errorf("engine trial %+v: no API call timed after the kill", res.Engine)
+	}
+	if res.Baseline.Consumer != string(kindCalm)+" ×3 (child)" || res.Baseline.MaxCallGapMs != 0 {
+		t.Errorf("baseline trial %+v: want the group undisturbed", res.Baseline)
+	}
+}
+
+func buildProvisioner(t *testing.T) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("needs the go command to build the provisioner")
+	}
+	bin := filepath.Join(t.TempDir(), "provisioner")
+	build := exec.Command(goTool, "build", "-o", bin, "../cmd/provisioner")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the provisioner: %v\n%s", err, out)
+	}
+	return bin
 }
 
 func checkSmoke(t *testing.T, res Result) {

@@ -30,7 +30,8 @@ type observer struct {
 	answered   int
 	duplicates int
 	failed     int
-	latencies  []int64 // milliseconds, one per answered order
+	latencies  []int64         // milliseconds, one per answered order
+	times      map[int][]int64 // outcome timestamps (Unix ms) by partition
 	doneAt     time.Time
 	err        error
 }
@@ -38,14 +39,15 @@ type observer struct {
 // observation is a snapshot of what an observer counted.
 type observation struct {
 	answered, duplicates, failed int
-	latencies                    []int64 // sorted
+	latencies                    []int64         // sorted
+	times                        map[int][]int64 // sorted
 	doneAt                       time.Time
 }
 
 // startObserver starts reading topic on addrs; stop ends it.
 func startObserver(ctx context.Context, addrs []string, topic string, partitions int, set *orderSet) *observer {
 	ctx, cancel := context.WithCancel(ctx)
-	o := &observer{set: set, cancel: cancel, done: make(chan struct{}), seen: make([]bool, set.n), latencies: make([]int64, 0, set.n)}
+	o := &observer{set: set, cancel: cancel, done: make(chan struct{}), seen: make([]bool, set.n), latencies: make([]int64, 0, set.n), times: map[int][]int64{}}
 	for p := range partitions {
 		o.wg.Add(1)
 		go pprof.Do(ctx, pprof.Labels("component", "observer"), func(ctx context.Context) {
@@ -109,6 +111,7 @@ func (o *observer) add(m kafka.Message) {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.times[m.Partition] = append(o.times[m.Partition], m.Time.UnixMilli())
 	if o.seen[i] {
 		o.duplicates++
 		return
@@ -131,11 +134,36 @@ func (o *observer) snapshot() (observation, error) {
 	defer o.mu.Unlock()
 	lat := slices.Clone(o.latencies)
 	slices.Sort(lat)
-	return observation{answered: o.answered, duplicates: o.duplicates, failed: o.failed, latencies: lat, doneAt: o.doneAt}, o.err
+	times := make(map[int][]int64, len(o.times))
+	for p, ts := range o.times {
+		times[p] = slices.Sorted(slices.Values(ts))
+	}
+	return observation{answered: o.answered, duplicates: o.duplicates, failed: o.failed, latencies: lat, times: times, doneAt: o.doneAt}, o.err
 }
 
 // stop ends the readers and waits for them.
 func (o *observer) stop() {
 	o.cancel()
 	o.wg.Wait()
+}
+
+// waitAnswered waits until n orders are answered (true) or ctx ends (false).
+func (o *observer) waitAnswered(ctx context.Context, n int) bool {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		o.mu.Lock()
+		answered := o.answered
+		o.mu.Unlock()
+		if answered >= n {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-o.done:
+			return true
+		case <-t.C:
+		}
+	}
 }

@@ -131,7 +131,7 @@ func Run(ctx context.Context, sc Scenario, b Broker, opts Options) (Result, erro
 
 func (r *runner) engineSpec(first bool) trialSpec {
 	spec := trialSpec{kind: kindEngine, orders: r.sc.Orders, maxDuration: r.sc.MaxDuration,
-		isolate: r.sc.Isolate && len(r.opts.ServiceCommand) > 0, instances: max(r.sc.Instances, 1)}
+		isolate: r.sc.Isolate && len(r.opts.ServiceCommand) > 0, instances: max(r.sc.Instances, 1), disrupt: r.sc.Disrupt != ""}
 	if first && !spec.isolate {
 		spec.profile = r.opts.CPUProfile
 	}
@@ -142,6 +142,10 @@ func (r *runner) baselineSpec() trialSpec {
 	n := r.sc.Orders
 	if r.sc.BaselineOrders > 0 {
 		n = min(n, r.sc.BaselineOrders)
+	}
+	if r.sc.Disrupt != "" {
+		return trialSpec{kind: kindCalm, orders: n, maxDuration: r.sc.BaselineMaxDuration,
+			isolate: r.sc.Isolate && len(r.opts.ServiceCommand) > 0, instances: max(r.sc.Instances, 1)}
 	}
 	if r.sc.SoloBaseline {
 		return trialSpec{kind: kindSolo, orders: n, maxDuration: r.sc.BaselineMaxDuration,
@@ -218,6 +222,8 @@ func medianTrial(runs []Trial) Trial {
 	t.APIRequestsPerSec = med(func(t Trial) float64 { return t.APIRequestsPerSec })
 	t.CallsPerOrder = med(func(t Trial) float64 { return t.CallsPerOrder })
 	t.OtherCPUSeconds = med(func(t Trial) float64 { return t.OtherCPUSeconds })
+	t.MaxCallGapMs = med(func(t Trial) float64 { return t.MaxCallGapMs })
+	t.ServedAgainMs = med(func(t Trial) float64 { return t.ServedAgainMs })
 	for _, r := range runs {
 		t.Partial = t.Partial || r.Partial
 		t.MaxCreatesPerEmail = max(t.MaxCreatesPerEmail, r.MaxCreatesPerEmail)

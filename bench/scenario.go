@@ -18,6 +18,13 @@ const (
 	// group: they share the rate budget, and they scale a latency-bound load.
 	ScenarioGroupRate    = "group-rate"
 	ScenarioGroupLatency = "group-latency"
+	// ScenarioGroupKill, ScenarioGroupRolling and ScenarioGroupStatic put
+	// the group-rate group through a disruption (a kill -9 and a replacement,
+	// a rolling restart, a static member's kill -9 and restart) beside the
+	// same group undisturbed.
+	ScenarioGroupKill    = "group-kill"
+	ScenarioGroupRolling = "group-rolling"
+	ScenarioGroupStatic  = "group-static-restart"
 )
 
 // Scenario is one benchmark: the orders, the simulated Webex API, the
@@ -67,6 +74,10 @@ type Scenario struct {
 	// SoloBaseline makes the baseline trial the engine as one instance,
 	// on the same orders, instead of the plain kafka-go consumer.
 	SoloBaseline bool `json:"soloBaseline,omitempty"`
+	// Disrupt is the disruption of the engine's group (DisruptKill,
+	// DisruptRolling, DisruptStatic); the baseline trial is then the same
+	// group undisturbed. Needs Isolate.
+	Disrupt string `json:"disrupt,omitempty"`
 }
 
 // Tuning is the part of the provisioner's configuration a scenario sets. A zero
@@ -151,6 +162,13 @@ func (s Scenario) Describe() string {
 	if s.SoloBaseline {
 		parts = append(parts, "beside one instance alone")
 	}
+	if s.Disrupt != "" {
+		parts = append(parts, map[string]string{
+			DisruptKill:    "one instance killed with SIGKILL once a fifth is answered, a new one 5 s later",
+			DisruptRolling: "each instance stopped with SIGTERM and replaced at once, 3 s apart",
+			DisruptStatic:  "a static member killed with SIGKILL and restarted at once with its instance id",
+		}[s.Disrupt]+", beside the group undisturbed")
+	}
 	if s.Isolate {
 		parts = append(parts, "engine in child processes")
 	}
@@ -177,6 +195,10 @@ func (s Scenario) Validate() error {
 		return fmt.Errorf("scenario %s: latency, rates and baseline orders must not be negative", s.Name)
 	case s.Instances < 0:
 		return fmt.Errorf("scenario %s: instances must not be negative", s.Name)
+	case s.Disrupt != "" && s.Disrupt != DisruptKill && s.Disrupt != DisruptRolling && s.Disrupt != DisruptStatic:
+		return fmt.Errorf("scenario %s: unknown disruption %q", s.Name, s.Disrupt)
+	case s.Disrupt != "" && (s.Instances < 2 || !s.Isolate):
+		return fmt.Errorf("scenario %s: a disruption needs two instances or more, as child processes", s.Name)
 	case s.MaxDuration <= 0 || s.BaselineMaxDuration <= 0:
 		return fmt.Errorf("scenario %s: max durations must be positive", s.Name)
 	}
@@ -188,7 +210,7 @@ func (s Scenario) Validate() error {
 	return nil
 }
 
-// Scenarios returns the four benchmarks of the issue at full size.
+// Scenarios returns the benchmarks of the issues at full size.
 func Scenarios() []Scenario {
 	return []Scenario{
 		{
@@ -229,11 +251,26 @@ func Scenarios() []Scenario {
 			Tuning:      Tuning{MaxInFlight: 200, WebexMaxConcurrent: 200},
 			MaxDuration: 10 * time.Minute, BaselineMaxDuration: 10 * time.Minute,
 		},
+		disrupted(ScenarioGroupKill, DisruptKill),
+		disrupted(ScenarioGroupRolling, DisruptRolling),
+		disrupted(ScenarioGroupStatic, DisruptStatic),
 		{
 			// A large backlog must not make the service hold it in memory.
 			Name: ScenarioMemory, Partitions: 12, Orders: 1_000_000,
 			MaxDuration: 20 * time.Minute, BaselineOrders: 20_000, BaselineMaxDuration: 30 * time.Second, Isolate: true,
 		},
+	}
+}
+
+// disrupted is the group-rate group, long enough for its disruption to
+// start a fifth in and be over well before the end (about 120 s at 150
+// orders/s), put through disrupt.
+func disrupted(name, disrupt string) Scenario {
+	return Scenario{
+		Name: name, Partitions: 12, Orders: 18_000, Instances: 3, Isolate: true, Disrupt: disrupt,
+		Latency: 20 * time.Millisecond, SimRateLimit: 300,
+		Tuning:      Tuning{WebexRateLimit: 300, WebexAdaptiveRate: true},
+		MaxDuration: 5 * time.Minute, BaselineMaxDuration: 5 * time.Minute,
 	}
 }
 

@@ -22,6 +22,7 @@ type simulator struct {
 	sim       *webexsim.Server
 	baseURL   string
 	firstCall atomic.Int64 // Unix nanoseconds; 0 before the first call
+	gaps      gaps
 	stop      func()
 }
 
@@ -42,11 +43,16 @@ func startSimulator(ctx context.Context, sc Scenario) (*simulator, error) {
 
 // ServeHTTP notes the first call and hands every call to the simulator.
 func (s *simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now := time.Now().UnixNano()
 	if s.firstCall.Load() == 0 {
-		s.firstCall.CompareAndSwap(0, time.Now().UnixNano())
+		s.firstCall.CompareAndSwap(0, now)
 	}
+	s.gaps.call(now)
 	s.sim.ServeHTTP(w, r)
 }
+
+// watchGaps starts timing the longest time without an API call.
+func (s *simulator) watchGaps() { s.gaps.from.CompareAndSwap(0, time.Now().UnixNano()) }
 
 // serve serves h on a fresh loopback port until stop is called; the server's
 // goroutines carry the profiler label component=label. Call stop once the

@@ -61,6 +61,12 @@ type Trial struct {
 	// MaxCreatesPerEmail is the most subscribers the simulator created for one
 	// email: above 1 means an order was provisioned twice.
 	MaxCreatesPerEmail int `json:"maxCreatesPerEmail"`
+	// MaxCallGapMs is, in a scenario with a disruption, the longest time the
+	// whole group made no API call from the disruption's start to the last
+	// outcome; ServedAgainMs how long after the kill (or the static restart,
+	// or the first SIGTERM) every partition had an outcome again.
+	MaxCallGapMs  float64 `json:"maxCallGapMs,omitempty"`
+	ServedAgainMs float64 `json:"servedAgainMs,omitempty"`
 	// OtherCPUSeconds is the CPU time that other processes used meanwhile: a
 	// real broker's, and any other work on the machine, which makes the figures
 	// noisy (OtherCPUShare).
@@ -86,6 +92,9 @@ const (
 	// kindSolo is the engine as one instance, the baseline of the
 	// scenarios that measure a group of instances.
 	kindSolo consumerKind = "engine alone"
+	// kindCalm is the engine's group undisturbed, the baseline of the
+	// scenarios that disrupt it.
+	kindCalm consumerKind = "engine undisturbed"
 )
 
 // trialSpec says what one trial runs.
@@ -94,6 +103,7 @@ type trialSpec struct {
 	orders      int
 	maxDuration time.Duration
 	isolate     bool   // the engine runs as a child process
+	disrupt     bool   // the scenario's disruption runs beside the trial
 	instances   int    // engine instances in the group (at least 1)
 	profile     string // file for a CPU profile of the trial, "" for none
 }
@@ -174,7 +184,16 @@ func (r *runner) measure(ctx context.Context, spec trialSpec, env trialEnv, pub 
 		return Trial{}, err
 	}
 	stopPacing := r.startPacing(ctx, pub)
+	var d *disruption
+	if g, ok := svc.(instances); ok && spec.disrupt {
+		d = r.disrupt(ctx, g, env, spec.orders, obs, sim)
+	}
 	partial, werr := waitAnswered(ctx, obs, spec.maxDuration)
+	var derr error
+	if d != nil {
+		<-d.done
+		derr = d.err
+	}
 	use, uerr := svc.usage()
 	stats, end := sim.sim.Stats(), time.Now()
 	childCPU := time.Duration(0)
@@ -186,7 +205,7 @@ func (r *runner) measure(ctx context.Context, spec trialSpec, env trialEnv, pub 
 	serr := svc.stop()
 	perr := stopPacing()
 	snap, oerr := obs.snapshot()
-	if err := errors.Join(werr, uerr, cerr, serr, perr, oerr); err != nil {
+	if err := errors.Join(werr, derr, uerr, cerr, serr, perr, oerr); err != nil {
 		return Trial{}, err
 	}
 	if c, ok := svc.(interface{ peakRSS() int64 }); ok && c.peakRSS() > 0 {
@@ -205,6 +224,10 @@ func (r *runner) measure(ctx context.Context, spec trialSpec, env trialEnv, pub 
 	f := facts{label: label, orders: spec.orders, partial: partial, start: start, end: end, use: use,
 		obs: snap, stats: stats, firstCall: sim.firstCall.Load(), other: other}
 	t := f.trial()
+	if d != nil {
+		t.MaxCallGapMs = float64(sim.gaps.longest.Load()) / 1e6
+		t.ServedAgainMs = float64(servedAgain(snap.times, d.at).Milliseconds())
+	}
 	r.progress(t)
 	return t, nil
 }
@@ -212,7 +235,7 @@ func (r *runner) measure(ctx context.Context, spec trialSpec, env trialEnv, pub 
 // start starts the consumer of spec.
 func (r *runner) start(ctx context.Context, spec trialSpec, env trialEnv) (running, error) {
 	switch spec.kind {
-	case kindEngine, kindSolo:
+	case kindEngine, kindSolo, kindCalm:
 		return r.startGroup(ctx, spec, env)
 	case kindBaseline:
 		return startBaseline(ctx, env)
@@ -336,13 +359,13 @@ func (f facts) trial() Trial {
 // in this process or as child processes.
 func (r *runner) startGroup(ctx context.Context, spec trialSpec, env trialEnv) (running, error) {
 	var g instances
-	for range max(spec.instances, 1) {
+	for i := range max(spec.instances, 1) {
 		var (
 			one running
 			err error
 		)
 		if spec.isolate {
-			one, err = startChild(ctx, r.opts.ServiceCommand, env)
+			one, err = startChild(ctx, r.opts.ServiceCommand, r.instanceEnv(env, i))
 		} else {
 			one, err = startEngine(ctx, env)
 		}
@@ -352,7 +375,7 @@ func (r *runner) startGroup(ctx context.Context, spec trialSpec, env trialEnv) (
 		}
 		g = append(g, one)
 	}
-	if len(g) == 1 {
+	if len(g) == 1 && !spec.disrupt {
 		return g[0], nil
 	}
 	return g, nil

@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -57,8 +59,22 @@ type Config struct {
 	GroupID string
 	// Topic is the orders topic. Required.
 	Topic string
-	// Dialer connects to the brokers (TLS, SASL). Default kafka.DefaultDialer.
+	// Dialer connects the partition readers to the brokers (TLS, SASL).
+	// Default kafka.DefaultDialer.
 	Dialer *kafka.Dialer
+	// Transport carries the group's requests (TLS, SASL): joining, heartbeats,
+	// commits. Default: one with Dialer's TLS and SASL, or
+	// kafka.DefaultTransport without a Dialer.
+	Transport kafka.RoundTripper
+	// GroupInstanceID makes this member static (KIP-345): after a crash, a
+	// restart with the same id takes its partitions back at once instead of
+	// waiting out the dead member's session. It must be unique in the group
+	// and stable across restarts of one instance (its pod's name). Default
+	// empty: a dynamic member.
+	GroupInstanceID string
+	// Outages is told when Kafka fails and when it answers again. Default:
+	// every failure logged.
+	Outages Outages
 	// Fatal says which errors of joining the group no retry can fix (a refused
 	// password or certificate): Run then returns them. Default: none; Run
 	// retries every error, about once a second.
@@ -81,9 +97,11 @@ type Config struct {
 	// consumer stops or a rebalance takes their partition away; then their
 	// context is cancelled. Default 15s.
 	ShutdownTimeout time.Duration
-	// SessionTimeout is the group session timeout. Default 30s.
+	// SessionTimeout is the group session timeout: a member whose heartbeat
+	// the coordinator has not had for this long is expelled. Default 10s.
 	SessionTimeout time.Duration
-	// HeartbeatInterval is how often the group is told we live. Default 3s.
+	// HeartbeatInterval is how often the group is told we live, and how soon
+	// a member learns of a rebalance. Default 1s.
 	HeartbeatInterval time.Duration
 	// RebalanceTimeout bounds a rebalance; it must exceed ShutdownTimeout so
 	// that draining fits in it. Default ShutdownTimeout + 15s.
@@ -116,6 +134,17 @@ type Observer interface {
 	Revoked(partitions []int)
 }
 
+// Outages is told of Kafka's failures and successes (see outage.Tracker).
+type Outages interface {
+	Failed(err error, held int)
+	Recovered()
+}
+
+type logOutages struct{ log zerolog.Logger }
+
+func (o logOutages) Failed(err error, _ int) { o.log.Error().Err(err).Msg("Kafka failed") }
+func (logOutages) Recovered()                {}
+
 type noObserver struct{}
 
 func (noObserver) Committed(time.Duration, error) {}
@@ -131,8 +160,8 @@ func DefaultConfig() Config {
 		MaxBuffered:             2000,
 		CommitInterval:          time.Second,
 		ShutdownTimeout:         15 * time.Second,
-		SessionTimeout:          30 * time.Second,
-		HeartbeatInterval:       3 * time.Second,
+		SessionTimeout:          10 * time.Second,
+		HeartbeatInterval:       time.Second,
 		MaxWait:                 500 * time.Millisecond,
 		RetryInitialInterval:    500 * time.Millisecond,
 		RetryMaxInterval:        30 * time.Second,
@@ -176,6 +205,9 @@ func (c *Config) setDefaults() {
 	if c.Observer == nil {
 		c.Observer = noObserver{}
 	}
+	if c.Outages == nil {
+		c.Outages = logOutages{*c.Logger}
+	}
 }
 
 // DefaultKey is the record's key, or its partition and offset when the key is
@@ -211,8 +243,12 @@ type Consumer struct {
 	global  chan struct{}
 	sched   *scheduler
 
-	mu    sync.Mutex
-	parts map[int]*partition // the current generation's partitions
+	// commitMu makes one commit at a time, so that a watermark marked
+	// committed is never older than one committed after it.
+	commitMu sync.Mutex
+	mu       sync.Mutex
+	parts    map[int]*partition // the partitions held
+	gen      *generation        // the generation they are held in
 }
 
 // New returns a Consumer that hands records to h.
@@ -235,31 +271,52 @@ func New(cfg Config, h Handler) (*Consumer, error) {
 // Run consumes until ctx ends. Then it stops fetching, lets the records being
 // handled finish within the shutdown timeout, commits what finished, leaves the
 // group and returns nil.
+//
+// A rebalance costs what it must: with the group on our cooperative
+// assignor, a member keeps fetching and handling the partitions it keeps
+// while the group rebalances, and drains only those that move; the assignor
+// gives a moving partition to its new owner one rebalance later, once the old
+// owner has drained it, committed and rejoined. A group still on range (an
+// older version of the service among its members) rebalances eagerly: every
+// partition is drained before the member rejoins.
 func (c *Consumer) Run(ctx context.Context) error {
-	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
-		ID:                c.cfg.GroupID,
-		Brokers:           c.cfg.Brokers,
-		Dialer:            c.cfg.Dialer,
-		Topics:            []string{c.cfg.Topic},
-		HeartbeatInterval: c.cfg.HeartbeatInterval,
-		SessionTimeout:    c.cfg.SessionTimeout,
-		RebalanceTimeout:  c.cfg.RebalanceTimeout,
-		JoinGroupBackoff:  time.Second,
-		StartOffset:       kafka.FirstOffset,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			c.log.Warn().Str("component", "kafka-group").Msgf(msg, args...)
-		}),
-	})
-	if err != nil {
-		return err
+	transport := c.cfg.Transport
+	switch d := c.cfg.Dialer; {
+	case transport != nil:
+	case d != nil:
+		// The group speaks with the readers' TLS and SASL.
+		tr := &kafka.Transport{TLS: d.TLS, SASL: d.SASLMechanism, ClientID: d.ClientID, DialTimeout: d.Timeout}
+		defer tr.CloseIdleConnections()
+		transport = tr
+	default:
+		transport = kafka.DefaultTransport
 	}
-	var gens sync.WaitGroup
+	g := &group{
+		client:     &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Transport: transport},
+		id:         c.cfg.GroupID,
+		instanceID: c.cfg.GroupInstanceID,
+		topic:      c.cfg.Topic,
+		session:    c.cfg.SessionTimeout,
+		rebalance:  c.cfg.RebalanceTimeout,
+		heartbeat:  c.cfg.HeartbeatInterval,
+		log:        c.log,
+	}
+	owned := map[int]*partition{}
+	var gen *generation
+	commits := make(chan struct{})
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		c.commitLoop(commits)
+	}()
 	defer func() {
-		// Leave the group only after the generation's last commit.
-		gens.Wait()
-		if err := group.Close(); err != nil {
-			c.log.Warn().Err(err).Msg("leaving the consumer group")
+		c.release(owned, partitionIDs(owned))
+		close(commits)
+		<-committed
+		if gen != nil {
+			gen.release()
 		}
+		g.leave()
 		c.sched.wait()
 	}()
 	if c.cfg.StatsInterval > 0 {
@@ -268,79 +325,155 @@ func (c *Consumer) Run(ctx context.Context) error {
 		go c.logStats(stop)
 	}
 	for {
-		gen, err := group.Next(ctx)
+		g.owned = partitionIDs(owned)
+		next, err := g.join(ctx)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+			if len(owned) > 0 {
+				// Without the group we cannot know the partitions are still ours.
+				c.release(owned, partitionIDs(owned))
+			}
+			if gen != nil {
+				gen.release()
+				gen = nil
+			}
+			if ctx.Err() != nil {
 				return nil
 			}
-			if c.cfg.Fatal != nil && c.cfg.Fatal(err) {
+			if errors.Is(err, errFenced) || (c.cfg.Fatal != nil && c.cfg.Fatal(err)) {
 				return fmt.Errorf("joining the consumer group: %w", err)
 			}
-			c.log.Error().Err(err).Msg("joining the consumer group; retrying")
+			c.cfg.Outages.Failed(fmt.Errorf("joining the consumer group: %w", err), 0)
 			if sleep(ctx, time.Second) != nil {
 				return nil
 			}
 			continue
 		}
-		c.runGeneration(ctx, gen, &gens)
+		c.cfg.Outages.Recovered()
+		if gen != nil {
+			gen.release()
+		}
+		gen = next
+		// Commits of the partitions kept go on under the new generation.
+		c.mu.Lock()
+		c.gen = gen
+		c.mu.Unlock()
+		var gone []int
+		for id := range owned {
+			if _, still := gen.Assigned[id]; !still {
+				gone = append(gone, id)
+			}
+		}
+		c.release(owned, gone)
+		for id, offset := range gen.Assigned {
+			if owned[id] == nil {
+				owned[id] = c.start(ctx, id, offset)
+			}
+		}
+		c.mu.Lock()
+		c.parts = maps.Clone(owned)
+		c.mu.Unlock()
+		ids := partitionIDs(owned)
+		c.log.Info().Int32("generation", gen.ID).Str("protocol", gen.Protocol).Ints("partitions", ids).Ints("released", gone).Msg("partitions assigned")
+		c.cfg.Observer.Assigned(ids)
+		if len(gone) > 0 && gen.cooperative() {
+			// What we released is withheld from its next owner until we rejoin.
+			continue
+		}
+		select {
+		case <-gen.Done():
+		case <-ctx.Done():
+			return nil
+		}
+		why := context.Cause(gen.ctx)
+		switch {
+		case errors.Is(why, errFenced):
+			c.release(owned, partitionIDs(owned))
+			return fmt.Errorf("consumer group instance %q: %w", c.cfg.GroupInstanceID, errFenced)
+		case !gen.cooperative() || !errors.Is(why, kafka.RebalanceInProgress):
+			// Eager, or expelled: nothing may be kept. The heartbeat goes
+			// on while the partitions drain, so the member stays in the group.
+			c.release(owned, partitionIDs(owned))
+		}
+		c.log.Info().Int32("generation", gen.ID).AnErr("reason", why).Msg("rejoining the consumer group")
 	}
 }
 
-// runGeneration starts one fetcher per assigned partition and the committer.
-// The generation ends when the group rebalances or ctx ends; the committer then
-// drains and commits before the group may move on.
-func (c *Consumer) runGeneration(ctx context.Context, gen *kafka.Generation, gens *sync.WaitGroup) {
-	assigned := gen.Assignments[c.cfg.Topic]
-	parts := make(map[int]*partition, len(assigned))
-	for _, a := range assigned {
-		pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		p := &partition{
-			topic:    c.cfg.Topic,
-			id:       a.ID,
-			ctx:      pctx,
-			cancel:   cancel,
-			stop:     make(chan struct{}),
-			tracker:  newTracker(a.Offset),
-			buffered: make(chan struct{}, c.cfg.MaxBufferedPerPartition),
-			global:   c.global,
-		}
-		parts[a.ID] = p
-		offset := a.Offset
-		gens.Add(1)
-		gen.Start(func(gctx context.Context) {
-			defer gens.Done()
-			c.fetch(ctx, gctx, p, offset)
-		})
+// start begins fetching and handling one newly assigned partition.
+func (c *Consumer) start(ctx context.Context, id int, offset int64) *partition {
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	fctx, stopFetch := context.WithCancel(ctx)
+	p := &partition{
+		topic:     c.cfg.Topic,
+		id:        id,
+		ctx:       pctx,
+		cancel:    cancel,
+		stopFetch: stopFetch,
+		fetched:   make(chan struct{}),
+		stop:      make(chan struct{}),
+		tracker:   newTracker(offset),
+		buffered:  make(chan struct{}, c.cfg.MaxBufferedPerPartition),
+		global:    c.global,
+	}
+	go func() {
+		defer close(p.fetched)
+		c.fetch(fctx, p, offset)
+	}()
+	return p
+}
+
+// release stops the partitions ids of owned, lets their records being
+// handled finish within the shutdown timeout, commits what finished and
+// removes them from owned; the observer is then told. The member goes on
+// heartbeating meanwhile.
+func (c *Consumer) release(owned map[int]*partition, ids []int) {
+	if len(ids) == 0 {
+		return
+	}
+	start := time.Now()
+	parts := make(map[int]*partition, len(ids))
+	for _, id := range ids {
+		p := owned[id]
+		parts[id] = p
+		p.stopFetch()
+		p.giveUp()
+	}
+	for _, p := range parts {
+		<-p.fetched
+	}
+	deadline := start.Add(c.cfg.ShutdownTimeout)
+	for running(parts) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := running(parts); n > 0 {
+		c.log.Warn().Int64("records", n).Dur("shutdown_timeout_ms", c.cfg.ShutdownTimeout).
+			Msg("records still being handled at the shutdown timeout are cancelled; they will be redelivered")
+	}
+	for _, p := range parts {
+		p.cancel()
+	}
+	c.commit(parts)
+	for _, id := range ids {
+		delete(owned, id)
 	}
 	c.mu.Lock()
-	c.parts = parts
+	c.parts = maps.Clone(owned)
 	c.mu.Unlock()
+	c.cfg.Observer.Revoked(ids)
+	c.log.Info().Ints("partitions", ids).Dur("drained_ms", time.Since(start)).Msg("partitions released")
+}
+
+func partitionIDs(parts map[int]*partition) []int {
 	ids := make([]int, 0, len(parts))
 	for id := range parts {
 		ids = append(ids, id)
 	}
-	c.log.Info().Int32("generation", gen.ID).Ints("partitions", ids).Msg("partitions assigned")
-	c.cfg.Observer.Assigned(ids)
-
-	gens.Add(1)
-	gen.Start(func(gctx context.Context) {
-		defer gens.Done()
-		c.commitLoop(ctx, gctx, gen, parts)
-	})
+	slices.Sort(ids)
+	return ids
 }
 
 // fetch reads one partition from offset and submits its records, pausing while
 // the buffers are full.
-func (c *Consumer) fetch(ctx, gctx context.Context, p *partition, offset int64) {
-	fctx, cancel := context.WithCancel(gctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-ctx.Done():
-			cancel()
-		case <-fctx.Done():
-		}
-	}()
+func (c *Consumer) fetch(fctx context.Context, p *partition, offset int64) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:   c.cfg.Brokers,
 		Topic:     p.topic,
@@ -379,12 +512,13 @@ func (c *Consumer) fetch(ctx, gctx context.Context, p *partition, offset int64) 
 				return
 			}
 			// The reader reconnects by itself; wait a little rather than spin.
-			c.log.Error().Err(err).Int("partition", p.id).Msg("fetching orders")
+			c.cfg.Outages.Failed(fmt.Errorf("fetching orders of partition %d: %w", p.id, err), 0)
 			if sleep(fctx, time.Second) != nil {
 				return
 			}
 			continue
 		}
+		c.cfg.Outages.Recovered()
 		if err := p.tracker.add(msg.Offset, time.Now()); err != nil {
 			// Cannot happen with one reader per partition; refuse rather than risk a wrong commit.
 			<-p.global
@@ -396,43 +530,22 @@ func (c *Consumer) fetch(ctx, gctx context.Context, p *partition, offset int64) 
 	}
 }
 
-// commitLoop commits finished offsets every interval, and when the generation
-// ends (rebalance) or ctx ends (shutdown): stops the partitions, waits for the
-// records being handled up to the shutdown timeout, and commits a last time.
-func (c *Consumer) commitLoop(ctx, gctx context.Context, gen *kafka.Generation, parts map[int]*partition) {
+// commitLoop commits the finished offsets of the partitions held, every
+// interval, until stop is closed.
+func (c *Consumer) commitLoop(stop <-chan struct{}) {
 	t := time.NewTicker(c.cfg.CommitInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			c.commit(gen, parts)
-			continue
-		case <-gctx.Done():
-		case <-ctx.Done():
+			c.mu.Lock()
+			parts := c.parts
+			c.mu.Unlock()
+			c.commit(parts)
+		case <-stop:
+			return
 		}
-		break
 	}
-	for _, p := range parts {
-		p.giveUp()
-	}
-	deadline := time.Now().Add(c.cfg.ShutdownTimeout)
-	for running(parts) > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := running(parts); n > 0 {
-		c.log.Warn().Int64("records", n).Dur("shutdown_timeout_ms", c.cfg.ShutdownTimeout).
-			Msg("records still being handled at the shutdown timeout are cancelled; they will be redelivered")
-	}
-	for _, p := range parts {
-		p.cancel()
-	}
-	c.commit(gen, parts)
-	ids := make([]int, 0, len(parts))
-	for id := range parts {
-		ids = append(ids, id)
-	}
-	c.cfg.Observer.Revoked(ids)
-	c.log.Info().Int32("generation", gen.ID).Msg("partitions released")
 }
 
 func running(parts map[int]*partition) int64 {
@@ -443,8 +556,17 @@ func running(parts map[int]*partition) int64 {
 	return n
 }
 
-// commit commits every partition whose finished watermark moved.
-func (c *Consumer) commit(gen *kafka.Generation, parts map[int]*partition) {
+// commit commits every partition of parts whose finished watermark moved,
+// as a member of the current generation.
+func (c *Consumer) commit(parts map[int]*partition) {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	c.mu.Lock()
+	gen := c.gen
+	c.mu.Unlock()
+	if gen == nil {
+		return
+	}
 	offsets := map[int]int64{}
 	for id, p := range parts {
 		if w, ok := p.tracker.committable(); ok {
@@ -455,12 +577,17 @@ func (c *Consumer) commit(gen *kafka.Generation, parts map[int]*partition) {
 		return
 	}
 	start := time.Now()
-	err := gen.CommitOffsets(map[string]map[int]int64{c.cfg.Topic: offsets})
+	err := gen.CommitOffsets(context.Background(), offsets)
 	c.cfg.Observer.Committed(time.Since(start), err)
 	if err != nil {
-		// Typically a rebalance in progress: the records are redelivered to the
-		// partition's next owner, and handling them is idempotent.
-		c.log.Warn().Err(err).Msg("committing offsets failed; uncommitted records will be redelivered")
+		// Typically a rebalance in progress: the next commit, in the next
+		// generation, carries the offsets; or the partition's next owner gets
+		// the records again, and handling them is idempotent.
+		ev := c.log.Warn()
+		if errors.Is(err, kafka.RebalanceInProgress) {
+			ev = c.log.Debug()
+		}
+		ev.Err(err).Msg("committing offsets failed; uncommitted records will be redelivered")
 		return
 	}
 	for id, w := range offsets {

@@ -381,6 +381,9 @@ type partition struct {
 	// past the shutdown timeout.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// stopFetch ends the partition's fetcher; fetched is closed once it returned.
+	stopFetch context.CancelFunc
+	fetched   chan struct{}
 	// stop is closed when the partition is being given up: queued records are
 	// abandoned rather than started.
 	stop     chan struct{}

@@ -127,6 +127,9 @@ type k8sContainer struct {
 		ValueFrom *struct {
 			SecretKeyRef    *keyRef `yaml:"secretKeyRef"`
 			ConfigMapKeyRef *keyRef `yaml:"configMapKeyRef"`
+			FieldRef        *struct {
+				FieldPath string `yaml:"fieldPath"`
+			} `yaml:"fieldRef"`
 		} `yaml:"valueFrom"`
 	} `yaml:"env"`
 	LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
@@ -501,6 +504,12 @@ func (m *manifests) runEnv(t *testing.T) map[string]string {
 				t.Errorf("%s: env %s from ConfigMap %s key %s, which does not exist", m.fileOf["Deployment"], e.Name, ref.Name, ref.Key)
 			}
 			env[e.Name] = m.configMap.Data[ref.Key]
+		case e.ValueFrom.FieldRef != nil:
+			// The downward API: only the pod's name is a stable, valid group instance id.
+			if e.ValueFrom.FieldRef.FieldPath != "metadata.name" {
+				t.Errorf("%s: env %s from field %s; only metadata.name is expected", m.fileOf["Deployment"], e.Name, e.ValueFrom.FieldRef.FieldPath)
+			}
+			env[e.Name] = "wholesale-provisioner-7d9f8b6c5-x2x4q"
 		}
 	}
 	return env

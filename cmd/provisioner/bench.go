@@ -103,9 +103,10 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 		"CPU, peak RSS and 429s of the engine and of a baseline (a plain partition-sequential kafka-go\n"+
 		"consumer doing the same calls), in the same process on the same orders. Scenarios: latency,\n"+
 		"rate, overhead, memory, group-rate (three instances sharing one budget), group-latency (three\n"+
-		"instances beside one alone) (see BENCHMARKS.md). Runs on the in-process broker, and on the real one\n"+
+		"instances beside one alone), group-kill, group-rolling, group-static-restart (the group-rate group\n"+
+		"through a kill -9, a rolling restart, a static member's restart) (see BENCHMARKS.md). Runs on the in-process broker, and on the real one\n"+
 		"at --brokers (or KAFKA_BROKERS) when set.", stderr)
-	fs.StringVar(&f.scenario, "scenario", f.scenario, "latency, rate, overhead, memory, group-rate, group-latency, a comma-separated list, or all")
+	fs.StringVar(&f.scenario, "scenario", f.scenario, "latency, rate, overhead, memory, group-rate, group-latency, group-kill, group-rolling, group-static-restart, a comma-separated list, or all")
 	fs.StringVar(&f.broker, "broker", "", "in-process, real or both (default: both when a real broker is configured, else in-process)")
 	fs.StringVar(&f.brokers, "brokers", "", "real Kafka bootstrap servers (default: $KAFKA_BROKERS)")
 	fs.BoolVar(&f.smoke, "smoke", false, "small counts and short latencies; checks only that every order is answered, once")
@@ -154,7 +155,7 @@ func (f *benchFlags) scenarios() ([]bench.Scenario, error) {
 	for _, name := range names {
 		sc, ok := bench.Lookup(name)
 		if !ok {
-			return nil, fmt.Errorf("--scenario: unknown scenario %q: use latency, rate, overhead, memory, group-rate, group-latency or all", name)
+			return nil, fmt.Errorf("--scenario: unknown scenario %q: use latency, rate, overhead, memory, group-rate, group-latency, group-kill, group-rolling, group-static-restart or all", name)
 		}
 		if f.smoke {
 			sc = sc.Smoke()

@@ -387,7 +387,7 @@ func TestRealKafkaUnacknowledgedWriteIsNotCommitted(t *testing.T) {
 	h.start("a")
 	h.publish(msgs)
 	testkit.WaitFor(h.ctx, t, "the failed write to be reported", func() error {
-		if !bytes.Contains(h.logs.Bytes(), []byte("writing the order's outcome failed")) {
+		if !bytes.Contains(h.logs.Bytes(), []byte("Kafka unreachable")) {
 			return fmt.Errorf("not yet")
 		}
 		return nil

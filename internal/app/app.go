@@ -22,6 +22,7 @@ import (
 	"github.com/acme-sp/wholesale-provisioner/consumer"
 	"github.com/acme-sp/wholesale-provisioner/internal/kafkasec"
 	"github.com/acme-sp/wholesale-provisioner/internal/metrics"
+	"github.com/acme-sp/wholesale-provisioner/internal/outage"
 	"github.com/acme-sp/wholesale-provisioner/internal/pipeline"
 	"github.com/acme-sp/wholesale-provisioner/producer"
 	"github.com/acme-sp/wholesale-provisioner/provisioning"
@@ -58,6 +59,8 @@ type Handling struct {
 	writer  *producer.Writer
 	kafka   kafkaClients
 	metrics *metrics.Metrics
+	// kafkaDown gathers Kafka's failures, of writes and of the consumers, into an outage's few lines.
+	kafkaDown *outage.Tracker
 }
 
 // NewHandling builds the Handling of a validated Config. It dials the
@@ -99,14 +102,15 @@ func NewHandling(ctx context.Context, cfg Config, log zerolog.Logger) (*Handling
 		return nil, err
 	}
 	pc := cfg.Pipeline
-	pc.ConsumerGroup, pc.Observer, pc.Logger = cfg.GroupID, m, &log
+	kafkaDown := outage.New("Kafka", 0, log)
+	pc.ConsumerGroup, pc.Observer, pc.Outages, pc.Logger = cfg.GroupID, m, kafkaDown, &log
 	pc.FollowUp.Topic = cfg.followUpsTopic()
 	p := pipeline.New(pc, wf, w)
 	f := pipeline.NewFollower(p, cfg.Brokers, kc.dialer, client)
 	m.WatchPending(f)
 	cpc := pc
 	cpc.ConsumerGroup, cpc.Observer = cfg.CustomerGroupID(), m.Customers()
-	return &Handling{Pipeline: p, Customers: pipeline.NewCustomers(cpc, wf, w), Follower: f, Limiter: limiter, pauses: pz, writer: w, kafka: kc, metrics: m}, nil
+	return &Handling{Pipeline: p, Customers: pipeline.NewCustomers(cpc, wf, w), Follower: f, Limiter: limiter, pauses: pz, writer: w, kafka: kc, kafkaDown: kafkaDown, metrics: m}, nil
 }
 
 // Close releases the writers and the Kafka connections. Call it once nothing
@@ -128,7 +132,8 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	// The consumer retries a record that is not finished with the
 	// workflow's backoff: one setting for both.
 	ccfg := cfg.Consumer
-	ccfg.Brokers, ccfg.GroupID, ccfg.Topic, ccfg.Dialer = cfg.Brokers, cfg.GroupID, cfg.OrdersTopic, h.kafka.dialer
+	ccfg.Brokers, ccfg.GroupID, ccfg.Topic, ccfg.Dialer, ccfg.Transport = cfg.Brokers, cfg.GroupID, cfg.OrdersTopic, h.kafka.dialer, h.kafka.transport
+	ccfg.Outages = h.kafkaDown
 	ccfg.Fatal, ccfg.KeyFunc, ccfg.Logger = kafkasec.Permanent, pipeline.OrderKey, &log
 	kclient := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second, Transport: h.kafka.transport}
 	share := &budget{limiter: h.Limiter, client: kclient, topic: cfg.OrdersTopic, log: &log}

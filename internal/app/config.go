@@ -238,6 +238,8 @@ func (cfg *Config) Validate() error {
 		bad("--session-timeout must be between 6s and 5m (the broker's bounds), not %v", cc.SessionTimeout)
 	case cc.HeartbeatInterval <= 0 || 3*cc.HeartbeatInterval > cc.SessionTimeout:
 		bad("--heartbeat-interval must be positive and at most a third of --session-timeout (%v), not %v", cc.SessionTimeout, cc.HeartbeatInterval)
+	case cc.GroupInstanceID != "" && !validInstanceID(cc.GroupInstanceID):
+		bad("--group-instance-id must be 1 to 249 letters, digits, '.', '_' or '-' (Kafka's rule), not %q", cc.GroupInstanceID)
 	case cc.RebalanceTimeout != 0 && cc.RebalanceTimeout <= cc.ShutdownTimeout:
 		bad("--rebalance-timeout (%v) must exceed --shutdown-timeout (%v): a member drains its orders within the rebalance", cc.RebalanceTimeout, cc.ShutdownTimeout)
 	}
@@ -329,4 +331,17 @@ func SplitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// validInstanceID is Kafka's rule for a group.instance.id.
+func validInstanceID(id string) bool {
+	if len(id) > 249 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -53,6 +53,8 @@ func TestConfigValidate(t *testing.T) {
 		{"session too short", func(c *Config) { c.Consumer.SessionTimeout = time.Second }, "--session-timeout must be between 6s and 5m"},
 		{"heartbeat above a third of the session", func(c *Config) { c.Consumer.HeartbeatInterval = 11 * time.Second }, "--heartbeat-interval must be positive and at most a third"},
 		{"rebalance shorter than the drain", func(c *Config) { c.Consumer.RebalanceTimeout = c.Consumer.ShutdownTimeout }, "--rebalance-timeout"},
+		{"instance id with a space", func(c *Config) { c.Consumer.GroupInstanceID = "pod 0" }, "--group-instance-id must be"},
+		{"instance id of a pod", func(c *Config) { c.Consumer.GroupInstanceID = "provisioner-0" }, ""},
 		{"short session, quick heartbeat", func(c *Config) { c.Consumer.SessionTimeout, c.Consumer.HeartbeatInterval = 10*time.Second, time.Second }, ""},
 		{"budget topic is the orders topic", func(c *Config) { c.BudgetTopic = c.OrdersTopic }, "the topics must differ"},
 		{"no budget topic", func(c *Config) { c.BudgetTopic = "" }, ""},

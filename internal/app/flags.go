@@ -97,6 +97,7 @@ func BindRunFlags(fs *flag.FlagSet, cfg *Config) func() {
 	fs.DurationVar(&cfg.Writer.BatchTimeout, "publish-linger", cfg.Writer.BatchTimeout, "how long an outcome write waits for others to share its produce request")
 	fs.DurationVar(&cfg.Consumer.SessionTimeout, "session-timeout", cfg.Consumer.SessionTimeout, "consumer group session: a member silent this long is expelled and its partitions given to the others")
 	fs.DurationVar(&cfg.Consumer.HeartbeatInterval, "heartbeat-interval", cfg.Consumer.HeartbeatInterval, "how often a member tells the group it lives, and learns of a rebalance (at most a third of --session-timeout)")
+	fs.StringVar(&cfg.Consumer.GroupInstanceID, "group-instance-id", cfg.Consumer.GroupInstanceID, "static group membership (KIP-345): a stable id unique in the group, such as a StatefulSet pod name; a restart with it takes its partitions back without a rebalance")
 	fs.DurationVar(&cfg.Consumer.RebalanceTimeout, "rebalance-timeout", cfg.Consumer.RebalanceTimeout, "how long the group waits for its members to rejoin a rebalance (0: --shutdown-timeout + 15s)")
 	fs.DurationVar(&cfg.Consumer.ShutdownTimeout, "shutdown-timeout", cfg.Consumer.ShutdownTimeout, "how long in-flight orders may finish on shutdown or rebalance")
 	fs.StringVar(&cfg.Pipeline.FollowUp.Topic, "followups-topic", cfg.Pipeline.FollowUp.Topic, "compacted topic of the orders left pending on their end user, created when missing (default: <orders-topic>-followups)")

@@ -39,6 +39,11 @@ type Metrics struct {
 	assigned     prometheus.Gauge
 	customers    *prometheus.CounterVec
 
+	// Of the time this instance held no partition of the orders topic:
+	held        map[int]bool
+	emptySince  time.Time // zero while it holds some
+	emptyBefore time.Duration
+
 	mu        sync.Mutex
 	consumers *consumerCollector // nil until a consumer is watched
 
@@ -99,8 +104,12 @@ func New() *Metrics {
 		Help: "Partitions assigned to this instance."})
 	m.customers = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "customer_orders_total",
 		Help: "Customer orders answered, by outcome (provisioned, provisioned_with_errors, pending_review, updated, removed, failed, none) and reason."}, []string{"outcome", "reason"})
+	m.held, m.emptySince = map[int]bool{}, time.Now()
+	unassigned := prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "consumer_unassigned_seconds_total",
+		Help: "Seconds this instance held no partition of the orders topic: from its start and each time a rebalance took them all, until it got some."},
+		m.unassignedSeconds)
 	m.reg.MustRegister(m.orders, m.deadLetters, m.customers, m.requests, m.duration, m.retries, m.retryAfter,
-		m.commits, m.commitErrors, m.commitTime, m.rebalances, m.assigned,
+		m.commits, m.commitErrors, m.commitTime, m.rebalances, m.assigned, unassigned,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -162,14 +171,50 @@ func (m *Metrics) Committed(took time.Duration, err error) {
 	m.commitTime.Observe(took.Seconds())
 }
 
-// Assigned records a new generation's assignment (consumer observer).
+// Assigned records a new generation's assignment: every partition the
+// instance holds in it (consumer observer).
 func (m *Metrics) Assigned(partitions []int) {
 	m.rebalances.Inc()
-	m.assigned.Set(float64(len(partitions)))
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.held)
+	for _, p := range partitions {
+		m.held[p] = true
+	}
+	m.heldChanged()
 }
 
-// Revoked records that a generation's partitions were released (consumer observer).
-func (m *Metrics) Revoked([]int) { m.assigned.Set(0) }
+// Revoked records that partitions were released (consumer observer).
+func (m *Metrics) Revoked(partitions []int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range partitions {
+		delete(m.held, p)
+	}
+	m.heldChanged()
+}
+
+// heldChanged updates the assigned gauge and the time without partitions; m.mu is held.
+func (m *Metrics) heldChanged() {
+	m.assigned.Set(float64(len(m.held)))
+	switch empty := len(m.held) == 0; {
+	case empty && m.emptySince.IsZero():
+		m.emptySince = time.Now()
+	case !empty && !m.emptySince.IsZero():
+		m.emptyBefore += time.Since(m.emptySince)
+		m.emptySince = time.Time{}
+	}
+}
+
+func (m *Metrics) unassignedSeconds() float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := m.emptyBefore
+	if !m.emptySince.IsZero() {
+		d += time.Since(m.emptySince)
+	}
+	return d.Seconds()
+}
 
 // Transport wraps an HTTP transport to count and time Webex calls. The endpoint
 // label is the path template, never a subscriber id or a query.
@@ -256,6 +301,7 @@ var (
 	descGap = prometheus.NewDesc(ns+"_consumer_uncommitted_completed_records", "Records completed but not yet committed on an assigned partition (completed minus committed offset).",
 		[]string{"topic", "partition"}, nil)
 	descBuffered = prometheus.NewDesc(ns+"_consumer_buffered_records", "Fetched but unfinished records of an assigned partition.", []string{"topic", "partition"}, nil)
+	descHeld     = prometheus.NewDesc(ns+"_consumer_partition_assigned", "1 for each partition this instance holds: join it to the lag series by topic and partition to see who serves a lagging partition.", []string{"topic", "partition"}, nil)
 	descInFlight = prometheus.NewDesc(ns+"_orders_in_flight", "Orders being handled now.", nil, nil)
 	descBlocked  = prometheus.NewDesc(ns+"_consumer_blocked_records", "Records queued behind an order of the same key that waits to be retried.", nil, nil)
 	descRetrying = prometheus.NewDesc(ns+"_consumer_retrying_keys", "Keys whose first order waits to be retried.", nil, nil)
@@ -289,7 +335,7 @@ type watchedConsumer struct {
 }
 
 func (c *consumerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLag, descEnd, descCommitted, descLagSecs, descGap, descBuffered, descInFlight, descBlocked, descRetrying, descFault, descUp} {
+	for _, d := range []*prometheus.Desc{descLag, descEnd, descCommitted, descLagSecs, descGap, descBuffered, descHeld, descInFlight, descBlocked, descRetrying, descFault, descUp} {
 		ch <- d
 	}
 }
@@ -340,6 +386,7 @@ func (c *watchedConsumer) collect(ch chan<- prometheus.Metric, s consumer.Stats)
 		part := strconv.Itoa(p.Partition)
 		ch <- prometheus.MustNewConstMetric(descLagSecs, prometheus.GaugeValue, p.OldestAge.Seconds(), c.topic, part)
 		ch <- prometheus.MustNewConstMetric(descBuffered, prometheus.GaugeValue, float64(p.Buffered), c.topic, part)
+		ch <- prometheus.MustNewConstMetric(descHeld, prometheus.GaugeValue, 1, c.topic, part)
 		if p.Committed >= 0 && p.Completed >= p.Committed {
 			ch <- prometheus.MustNewConstMetric(descGap, prometheus.GaugeValue, float64(p.Completed-p.Committed), c.topic, part)
 		}

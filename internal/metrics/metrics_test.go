@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -62,5 +63,38 @@ func TestTransportCountsCallsByTemplate(t *testing.T) {
 	samples, err := testutil.GatherAndCount(m.reg, "provisioner_webex_request_duration_seconds")
 	if err != nil || samples != 3 {
 		t.Errorf("duration histograms: %d, %v", samples, err)
+	}
+}
+
+// TestAssignmentAndTimeWithoutPartitions: the assigned gauge follows the
+// partitions held through a cooperative rebalance (some released, the rest
+// kept), and the time without partitions grows only while none is held.
+func TestAssignmentAndTimeWithoutPartitions(t *testing.T) {
+	m := New()
+	time.Sleep(20 * time.Millisecond) // from the start until the first assignment
+	m.Assigned([]int{0, 1, 2, 3})
+	before := m.unassignedSeconds()
+	if before < 0.02 {
+		t.Fatalf("unassigned %.3fs before the first assignment, want at least 0.02", before)
+	}
+	m.Revoked([]int{2, 3})
+	if got := testutil.ToFloat64(m.assigned); got != 2 {
+		t.Fatalf("assigned %v after releasing 2 of 4, want 2", got)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if got := m.unassignedSeconds(); got != before {
+		t.Fatalf("unassigned grew from %.3f to %.3f while partitions were held", before, got)
+	}
+	m.Revoked([]int{0, 1})
+	time.Sleep(20 * time.Millisecond)
+	if got := m.unassignedSeconds(); got < before+0.02 {
+		t.Fatalf("unassigned %.3f after 20 ms without partitions, want at least %.3f", got, before+0.02)
+	}
+	m.Assigned([]int{5})
+	if got := testutil.ToFloat64(m.assigned); got != 1 {
+		t.Fatalf("assigned %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(m.rebalances); got != 2 {
+		t.Fatalf("rebalances %v, want 2", got)
 	}
 }

@@ -116,13 +116,22 @@ func (p *Pipeline) publish(next Handler) Handler {
 			backoff.WithMaxInterval(p.cfg.PublishRetryMaxInterval),
 			backoff.WithMaxElapsedTime(0),
 		), ctx)
+		held := 1
 		err = backoff.RetryNotify(func() error {
 			return p.pub.Publish(ctx, msgs...)
 		}, b, func(err error, wait time.Duration) {
-			r.log.Error().Err(err).Dur("retry_in_ms", wait).Msg("writing the order's outcome failed; the order stays uncommitted")
+			if p.cfg.Outages != nil {
+				p.cfg.Outages.Failed(err, held)
+				held = 0
+			} else {
+				r.log.Error().Err(err).Dur("retry_in_ms", wait).Msg("writing the order's outcome failed; the order stays uncommitted")
+			}
 			// A cancelled ctx ends the retries on the next attempt.
 			_ = r.slot.Acquire(ctx)
 		})
+		if err == nil && p.cfg.Outages != nil {
+			p.cfg.Outages.Recovered()
+		}
 		return a, err
 	}
 }

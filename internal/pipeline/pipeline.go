@@ -57,6 +57,10 @@ type Config struct {
 	FollowUp FollowUpConfig
 	// Observer is told of every answered record (for metrics). Default: none.
 	Observer Observer
+	// Outages is told when writing to Kafka fails and when it works again,
+	// so that an outage is a few log lines, not one per order and attempt.
+	// Default: every failed write logged on its order's line.
+	Outages Outages
 	// Logger receives one line per finished order. Default: a disabled logger.
 	Logger *zerolog.Logger
 	// Now tells the time. Default time.Now.
@@ -88,6 +92,13 @@ func (c *Config) setDefaults() {
 		c.RememberOrders = d.RememberOrders
 	}
 	c.FollowUp.setDefaults()
+}
+
+// Outages is told of failed and successful writes to Kafka (see
+// outage.Tracker); held is the number of orders a failure makes wait.
+type Outages interface {
+	Failed(err error, held int)
+	Recovered()
 }
 
 // Observer is told of every answered record: its outcome status ("" when no
