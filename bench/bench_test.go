@@ -46,15 +46,7 @@ func TestSmoke(t *testing.T) {
 // TestSmokeIsolated runs the memory scenario with the engine as a child
 // process, built from ./cmd/provisioner, as `provisioner bench` does.
 func TestSmokeIsolated(t *testing.T) {
-	bin := buildProvisioner(t)
-	sc, _ := Lookup(ScenarioMemory)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	res, err := Run(ctx, sc.Smoke(), InProcess(), Options{Smoke: true, ServiceCommand: []string{bin, "run"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkSmoke(t, res)
+	res := smokeIsolated(t, ScenarioMemory)
 	if res.Engine.Consumer != "engine (child)" || res.Engine.Scope != scopeService || res.Engine.PeakRSSMiB <= 0 {
 		t.Errorf("engine trial %+v: want the child's own usage", res.Engine)
 	}
@@ -65,8 +57,21 @@ func TestSmokeIsolated(t *testing.T) {
 // provisioned twice although one instance died mid-run, and the group's
 // calls were timed from the kill on.
 func TestSmokeDisrupted(t *testing.T) {
+	res := smokeIsolated(t, ScenarioGroupKill)
+	if res.Engine.MaxCallGapMs <= 0 {
+		t.Errorf("engine trial %+v: no API call timed after the kill", res.Engine)
+	}
+	if res.Baseline.Consumer != string(kindCalm)+" ×3 (child)" || res.Baseline.MaxCallGapMs != 0 {
+		t.Errorf("baseline trial %+v: want the group undisturbed", res.Baseline)
+	}
+}
+
+// smokeIsolated runs scenario name in smoke mode on the in-process broker,
+// the engine a child process built from ./cmd/provisioner, and checks it.
+func smokeIsolated(t *testing.T, name string) Result {
+	t.Helper()
 	bin := buildProvisioner(t)
-	sc, _ := Lookup(ScenarioGroupKill)
+	sc, _ := Lookup(name)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, sc.Smoke(), InProcess(), Options{Smoke: true, ServiceCommand: []string{bin, "run"}})
@@ -74,12 +79,7 @@ func TestSmokeDisrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkSmoke(t, res)
-	if res.Engine.MaxCallGapMs <= 0 {
-		t.Errorf("engine trial %+v: no API call timed after the kill", res.Engine)
-	}
-	if res.Baseline.Consumer != string(kindCalm)+" ×3 (child)" || res.Baseline.MaxCallGapMs != 0 {
-		t.Errorf("baseline trial %+v: want the group undisturbed", res.Baseline)
-	}
+	return res
 }
 
 func buildProvisioner(t *testing.T) string {
