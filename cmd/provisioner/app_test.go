@@ -203,6 +203,9 @@ func readUntil(ctx context.Context, t *testing.T, brokers []string, topic string
 	for len(out) < n {
 		m, err := r.ReadMessage(ctx)
 		if err != nil {
+			for _, m := range out {
+				t.Logf("read from %s: %s", topic, m.Value)
+			}
 			t.Fatalf("reading %s: got %d of %d records: %v", topic, len(out), n, err)
 		}
 		out = append(out, m)

@@ -3,12 +3,14 @@ package pipeline
 import (
 	"context"
 	"crypto/sha1"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
@@ -98,9 +100,11 @@ type followedPartition struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu      sync.Mutex // entries and loaded
+	mu      sync.Mutex // entries, loaded, pos and moved
 	loaded  bool       // read up to the end offset it had when assigned
 	entries map[string]*followed
+	pos     int64         // the offset after the last record read
+	moved   chan struct{} // closed when pos moves; made by a waiter
 	// emitting is held while this partition's answers are written; Revoked
 	// takes it, so that no answer of a partition goes out once it is revoked.
 	emitting sync.Mutex
@@ -274,21 +278,28 @@ func (f *Follower) read(ctx context.Context, p *followedPartition) {
 			return // ctx ended; the reader retries everything else itself
 		}
 		key := string(m.Key)
-		if m.Value == nil {
-			p.mu.Lock()
-			delete(p.entries, key)
-			p.mu.Unlock()
-		} else if fu, err := schemas.DecodeFollowUp(m.Value); err != nil {
-			f.log.Error().Err(err).Int("partition", p.id).Int64("offset", m.Offset).Msg("a follow-up record cannot be read; it is left out")
-		} else {
-			p.mu.Lock()
-			if old := p.entries[key]; old == nil {
-				p.entries[key] = &followed{f: fu}
-			} else {
-				old.f = fu
+		fu, err := schemas.FollowUp{}, error(nil)
+		if m.Value != nil {
+			if fu, err = schemas.DecodeFollowUp(m.Value); err != nil {
+				f.log.Error().Err(err).Int("partition", p.id).Int64("offset", m.Offset).Msg("a follow-up record cannot be read; it is left out")
 			}
-			p.mu.Unlock()
 		}
+		p.mu.Lock()
+		switch old := p.entries[key]; {
+		case m.Value == nil:
+			delete(p.entries, key)
+		case err != nil:
+		case old == nil:
+			p.entries[key] = &followed{f: fu}
+		default:
+			old.f = fu
+		}
+		p.pos = m.Offset + 1
+		if p.moved != nil {
+			close(p.moved)
+			p.moved = nil
+		}
+		p.mu.Unlock()
 		if m.Offset+1 >= end {
 			if p.setLoaded() {
 				f.poke()
@@ -441,6 +452,16 @@ func (f *Follower) Supersede(ctx context.Context, partition int, customerID, ema
 	if p == nil {
 		return
 	}
+	// The follow-up of an order of this key answered just before is written
+	// but perhaps not read yet: without it, that order would wait out its
+	// deadline for a subscriber that is gone.
+	b := backoff.WithContext(backoff.NewExponentialBackOff(backoff.WithInitialInterval(50*time.Millisecond),
+		backoff.WithMaxInterval(time.Second), backoff.WithMaxElapsedTime(0)), ctx)
+	if err := backoff.Retry(func() error { return f.caughtUp(ctx, p) }, b); err != nil {
+		f.log.Warn().Err(err).Str("order_id", byOrderID).Str("email", redact.Email(email)).
+			Msg("the follow-up topic could not be read up to its end: an order of this subscriber left pending ends at its deadline")
+		return
+	}
 	p.mu.Lock()
 	var hits []*followed
 	for _, e := range p.entries {
@@ -451,6 +472,34 @@ func (f *Follower) Supersede(ctx context.Context, partition int, customerID, ema
 	p.mu.Unlock()
 	for _, e := range hits {
 		f.finish(ctx, p, e, nil, schemas.ReasonSuperseded, "the subscriber was removed by order "+byOrderID+" before its end user acted")
+	}
+}
+
+// caughtUp waits until p has read every record its partition of the
+// follow-up topic held when caughtUp was called.
+func (f *Follower) caughtUp(ctx context.Context, p *followedPartition) error {
+	end, err := f.endOffset(ctx, p.id)
+	if err != nil {
+		return err
+	}
+	for {
+		p.mu.Lock()
+		if p.pos >= end {
+			p.mu.Unlock()
+			return nil
+		}
+		if p.moved == nil {
+			p.moved = make(chan struct{})
+		}
+		moved := p.moved
+		p.mu.Unlock()
+		select {
+		case <-moved:
+		case <-p.done:
+			return backoff.Permanent(errors.New("the partition was revoked"))
+		case <-ctx.Done():
+			return backoff.Permanent(ctx.Err())
+		}
 	}
 }
 
