@@ -25,6 +25,7 @@ const (
 	killServedAgainMs    = 12_000
 	rollingMaxGapMs      = 2_000
 	staticServedAgainMs  = 5_000
+	brokerServedAgainMs  = 10_000
 )
 
 // judge returns the bars of res's scenario, judged on its median figures.
@@ -41,7 +42,7 @@ func judge(res Result) []Bar {
 		bars = overheadBars(res)
 	case ScenarioMemory:
 		bars = memoryBars(res)
-	case ScenarioGroupKill, ScenarioGroupRolling, ScenarioGroupStatic:
+	case ScenarioGroupKill, ScenarioGroupRolling, ScenarioGroupStatic, ScenarioBrokerRestart:
 		bars = disruptionBars(res)
 	}
 	if res.Smoke {
@@ -185,6 +186,8 @@ func disruptionBars(res Result) []Bar {
 			Measured:    fmt.Sprintf("%d duplicate outcomes of %d orders", e.DuplicateOutcomes, e.Answered),
 			Pass:        e.DuplicateOutcomes == 0, Judged: true,
 		}, once}
+	case ScenarioBrokerRestart:
+		return []Bar{served(brokerServedAgainMs, "the broker answers again"), once}
 	default:
 		return []Bar{served(staticServedAgainMs, "the restart"), gap(rollingMaxGapMs), once}
 	}

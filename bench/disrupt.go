@@ -1,9 +1,12 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os/exec"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -23,7 +26,14 @@ const (
 	// starts it again at once with the same group instance id, as a
 	// StatefulSet does.
 	DisruptStatic = "static"
+	// DisruptBroker kills the real broker with SIGKILL and starts it again
+	// 15 s later (Options.BrokerControl); recovery is timed from when it
+	// answers again.
+	DisruptBroker = "broker"
 )
+
+// brokerDownFor is how long a killed broker stays down.
+const brokerDownFor = 15 * time.Second
 
 // replacementDelay is how long after a kill its replacement starts.
 const replacementDelay = 5 * time.Second
@@ -65,6 +75,9 @@ func (r *runner) disrupt(ctx context.Context, g instances, env trialEnv, orders 
 }
 
 func (r *runner) runDisruption(ctx context.Context, g instances, env trialEnv, at *time.Time) error {
+	if r.sc.Disrupt == DisruptBroker {
+		return r.restartBroker(ctx, at)
+	}
 	first, ok := g[0].(*child)
 	if !ok {
 		return fmt.Errorf("scenario %s: a disruption needs the instances as child processes (a service command)", r.sc.Name)
@@ -109,6 +122,34 @@ func (r *runner) runDisruption(ctx context.Context, g instances, env trialEnv, a
 	default:
 		return fmt.Errorf("scenario %s: unknown disruption %q", r.sc.Name, r.sc.Disrupt)
 	}
+	return nil
+}
+
+// restartBroker kills the broker, waits brokerDownFor and starts it again;
+// at is when it answers again.
+func (r *runner) restartBroker(ctx context.Context, at *time.Time) error {
+	if len(r.opts.BrokerControl) == 0 || r.broker.Name() != "real" {
+		return fmt.Errorf("scenario %s: needs a real broker it may kill and a command that controls it (--broker-control, e.g. scripts/kafka-local)", r.sc.Name)
+	}
+	control := func(args ...string) error {
+		argv := append(slices.Clone(r.opts.BrokerControl), args...)
+		out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s: %w: %s", strings.Join(argv, " "), err, bytes.TrimSpace(out))
+		}
+		return nil
+	}
+	if err := control("stop", "--kill"); err != nil {
+		return err
+	}
+	if err := sleep(ctx, brokerDownFor); err != nil {
+		return err
+	}
+	// It returns once the broker answers admin requests.
+	if err := control("start"); err != nil {
+		return err
+	}
+	*at = time.Now()
 	return nil
 }
 

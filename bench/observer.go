@@ -75,11 +75,15 @@ func (o *observer) read(ctx context.Context, addrs []string, topic string, parti
 	}
 	for {
 		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				o.fail(fmt.Errorf("reading outcomes of partition %d: %w", partition, err))
-			}
+		switch {
+		case ctx.Err() != nil:
 			return
+		case err != nil:
+			// The reader keeps its offset and dials again: the broker may be
+			// down on purpose (broker-restart); a trial that never ends is
+			// ended by its max duration.
+			_ = sleep(ctx, 100*time.Millisecond)
+			continue
 		}
 		o.add(m)
 	}

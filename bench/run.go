@@ -28,6 +28,11 @@ type Options struct {
 	// PROVISIONER_* variables. Default none: the engine runs in-process and its
 	// peak RSS is the whole process's.
 	ServiceCommand []string
+	// BrokerControl is the command that kills and starts the real broker for
+	// the broker-restart scenario: it is run with "stop --kill" and with
+	// "start" (which must return once the broker answers), as
+	// scripts/kafka-local is. Default none: that scenario cannot run.
+	BrokerControl []string
 	// LogLevel is the service's log level; logs are formatted, then dropped.
 	// Default "info", as in production.
 	LogLevel string

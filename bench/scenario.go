@@ -25,6 +25,9 @@ const (
 	ScenarioGroupKill    = "group-kill"
 	ScenarioGroupRolling = "group-rolling"
 	ScenarioGroupStatic  = "group-static-restart"
+	// ScenarioBrokerRestart kills the real broker under one instance and
+	// starts it again 15 s later (Options.BrokerControl).
+	ScenarioBrokerRestart = "broker-restart"
 )
 
 // Scenario is one benchmark: the orders, the simulated Webex API, the
@@ -167,7 +170,8 @@ func (s Scenario) Describe() string {
 			DisruptKill:    "one instance killed with SIGKILL once a fifth is answered, a new one 5 s later",
 			DisruptRolling: "each instance stopped with SIGTERM and replaced at once, 3 s apart",
 			DisruptStatic:  "a static member killed with SIGKILL and restarted at once with its instance id",
-		}[s.Disrupt]+", beside the group undisturbed")
+			DisruptBroker:  "the broker killed with SIGKILL once a fifth is answered and started again 15 s later",
+		}[s.Disrupt]+", beside the same run undisturbed")
 	}
 	if s.Isolate {
 		parts = append(parts, "engine in child processes")
@@ -195,10 +199,12 @@ func (s Scenario) Validate() error {
 		return fmt.Errorf("scenario %s: latency, rates and baseline orders must not be negative", s.Name)
 	case s.Instances < 0:
 		return fmt.Errorf("scenario %s: instances must not be negative", s.Name)
-	case s.Disrupt != "" && s.Disrupt != DisruptKill && s.Disrupt != DisruptRolling && s.Disrupt != DisruptStatic:
+	case s.Disrupt != "" && s.Disrupt != DisruptKill && s.Disrupt != DisruptRolling && s.Disrupt != DisruptStatic && s.Disrupt != DisruptBroker:
 		return fmt.Errorf("scenario %s: unknown disruption %q", s.Name, s.Disrupt)
-	case s.Disrupt != "" && (s.Instances < 2 || !s.Isolate):
-		return fmt.Errorf("scenario %s: a disruption needs two instances or more, as child processes", s.Name)
+	case s.Disrupt != "" && !s.Isolate:
+		return fmt.Errorf("scenario %s: a disruption needs the instances as child processes", s.Name)
+	case s.Disrupt != "" && s.Disrupt != DisruptBroker && s.Instances < 2:
+		return fmt.Errorf("scenario %s: a disruption of the group needs two instances or more", s.Name)
 	case s.MaxDuration <= 0 || s.BaselineMaxDuration <= 0:
 		return fmt.Errorf("scenario %s: max durations must be positive", s.Name)
 	}
@@ -254,6 +260,7 @@ func Scenarios() []Scenario {
 		disrupted(ScenarioGroupKill, DisruptKill),
 		disrupted(ScenarioGroupRolling, DisruptRolling),
 		disrupted(ScenarioGroupStatic, DisruptStatic),
+		brokerRestart(),
 		{
 			// A large backlog must not make the service hold it in memory.
 			Name: ScenarioMemory, Partitions: 12, Orders: 1_000_000,
@@ -272,6 +279,14 @@ func disrupted(name, disrupt string) Scenario {
 		Tuning:      Tuning{WebexRateLimit: 300, WebexAdaptiveRate: true},
 		MaxDuration: 5 * time.Minute, BaselineMaxDuration: 5 * time.Minute,
 	}
+}
+
+// brokerRestart is one instance at the group-rate budget (150 orders/s)
+// whose broker goes away for 15 s and comes back.
+func brokerRestart() Scenario {
+	s := disrupted(ScenarioBrokerRestart, DisruptBroker)
+	s.Instances = 1
+	return s
 }
 
 // Lookup returns the full-size scenario of that name.

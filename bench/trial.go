@@ -64,7 +64,8 @@ type Trial struct {
 	// MaxCallGapMs is, in a scenario with a disruption, the longest time the
 	// whole group made no API call from the disruption's start to the last
 	// outcome; ServedAgainMs how long after the kill (or the static restart,
-	// or the first SIGTERM) every partition had an outcome again.
+	// the first SIGTERM, the broker answering again) every partition had an
+	// outcome again.
 	MaxCallGapMs  float64 `json:"maxCallGapMs,omitempty"`
 	ServedAgainMs float64 `json:"servedAgainMs,omitempty"`
 	// OtherCPUSeconds is the CPU time that other processes used meanwhile: a

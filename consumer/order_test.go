@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -236,5 +239,50 @@ func waitUntil(t *testing.T, what string, ok func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
+	}
+}
+
+// TestPartitionsTakeTurns: a partition whose records arrive behind a full
+// backlog of another's (a crashed member's partitions taken over by one
+// that already works) starts at once, not after that backlog.
+func TestPartitionsTakeTurns(t *testing.T) {
+	const backlog = 200
+	var (
+		mu    sync.Mutex
+		order []int
+	)
+	gate := make(chan struct{})
+	h := HandlerFunc(func(ctx context.Context, m kafka.Message, slot *Slot) error {
+		<-gate
+		mu.Lock()
+		order = append(order, m.Partition)
+		mu.Unlock()
+		return nil
+	})
+	s := newScheduler(h, 1, func() backoff.BackOff { return &backoff.ZeroBackOff{} }, zerolog.Nop())
+	part := func(id int) *partition {
+		return &partition{id: id, ctx: context.Background(), stop: make(chan struct{}), tracker: newTracker(0),
+			buffered: make(chan struct{}, backlog+1), global: make(chan struct{}, 2*backlog+2)}
+	}
+	a, b := part(0), part(1)
+	global := make(chan struct{}, 2*backlog+2)
+	a.global, b.global = global, global
+	submit := func(p *partition, off int64) {
+		p.buffered <- struct{}{}
+		p.global <- struct{}{}
+		if err := p.tracker.add(off, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		s.submit(&item{msg: kafka.Message{Partition: p.id, Offset: off}, key: fmt.Sprintf("%d/%d", p.id, off), part: p})
+	}
+	for i := range backlog {
+		submit(a, int64(i))
+	}
+	submit(b, 0)
+	close(gate)
+	s.wait()
+	at := slices.Index(order, 1)
+	if len(order) != backlog+1 || at < 0 || at > 2 {
+		t.Fatalf("partition 1's record ran %dth of %d: want among the first, taking turns with partition 0", at+1, len(order))
 	}
 }

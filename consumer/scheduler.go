@@ -45,7 +45,7 @@ type scheduler struct {
 	mu    sync.Mutex
 	cond  sync.Cond // wakes idle workers; see wakeLocked
 	keys  map[string]*keyQueue
-	ready []*keyQueue // keys whose head may start, in the order they became ready
+	ready readyKeys // keys whose head may start
 	// Every worker is busy (running a record or waiting for a slot), idle
 	// (waiting for a ready key) or parked (waiting for a retry, the gate or a
 	// yielded slot). New workers start only while fewer than max are busy.
@@ -80,7 +80,7 @@ func (s *scheduler) submit(it *item) {
 	}
 	q := &keyQueue{key: it.key, items: []*item{it}}
 	s.keys[it.key] = q
-	s.ready = append(s.ready, q)
+	s.ready.push(q)
 	s.wakeLocked()
 }
 
@@ -88,7 +88,7 @@ func (s *scheduler) submit(it *item) {
 // an idle one, or a new one. The waker counts the idle worker as busy, so that
 // a burst of submits wakes as many workers as it needs, not one.
 func (s *scheduler) wakeLocked() {
-	if len(s.ready) == 0 || s.busy >= s.max {
+	if s.ready.empty() || s.busy >= s.max {
 		return
 	}
 	s.busy++
@@ -125,7 +125,7 @@ func (s *scheduler) work() {
 		if len(q.items) == 0 {
 			delete(s.keys, q.key)
 		} else {
-			s.ready = append(s.ready, q)
+			s.ready.push(q)
 		}
 	}
 }
@@ -136,11 +136,8 @@ func (s *scheduler) work() {
 // up to max, so that the next burst does not start new goroutines.
 func (s *scheduler) takeLocked() *keyQueue {
 	for {
-		if len(s.ready) > 0 && (s.busy <= s.max || s.closing) {
-			q := s.ready[0]
-			s.ready[0] = nil
-			s.ready = s.ready[1:]
-			return q
+		if !s.ready.empty() && (s.busy <= s.max || s.closing) {
+			return s.ready.pop()
 		}
 		s.busy--
 		if s.closing || s.idle >= s.max {
@@ -149,6 +146,49 @@ func (s *scheduler) takeLocked() *keyQueue {
 		s.idle++
 		s.cond.Wait() // whoever wakes this worker counts it busy again
 	}
+}
+
+// readyKeys are the keys whose head may start: in the order they became
+// ready within a partition, and partition by partition in turn. One FIFO
+// for all would serve partitions in the order their records were fetched,
+// and a partition assigned after another had filled the buffers (a
+// member's partitions taken over after a crash) would wait for all of
+// them: 2,000 records at 50 orders/s is 40 s without an answer.
+type readyKeys struct {
+	byPart map[*partition][]*keyQueue
+	turns  []*partition // the partitions with ready keys, next first
+}
+
+func (r *readyKeys) empty() bool { return len(r.turns) == 0 }
+
+func (r *readyKeys) push(q *keyQueue) {
+	p := q.items[0].part
+	if r.byPart == nil {
+		r.byPart = map[*partition][]*keyQueue{}
+	}
+	qs, waiting := r.byPart[p]
+	if !waiting {
+		r.turns = append(r.turns, p)
+	}
+	r.byPart[p] = append(qs, q)
+}
+
+// pop takes the oldest ready key of the partition whose turn it is; the
+// partition goes to the back of the turns while it has more.
+func (r *readyKeys) pop() *keyQueue {
+	p := r.turns[0]
+	r.turns[0] = nil
+	r.turns = r.turns[1:]
+	qs := r.byPart[p]
+	q := qs[0]
+	qs[0] = nil
+	if qs = qs[1:]; len(qs) > 0 {
+		r.byPart[p] = qs
+		r.turns = append(r.turns, p)
+	} else {
+		delete(r.byPart, p)
+	}
+	return q
 }
 
 // park marks the calling worker as waiting for something other than a slot,

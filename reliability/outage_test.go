@@ -1,13 +1,9 @@
 package reliability
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,20 +18,21 @@ import (
 // outageLength is how long the broker stays away.
 const outageLength = 30 * time.Second
 
-// TestBrokerOutage stops the Kafka broker for 30 s in the middle of a run and
-// starts it again. The provisioner keeps running, reports not-ready (kafka
+// TestBrokerOutage kills the Kafka broker with SIGKILL in the middle of a run
+// and starts it again 30 s later. The provisioner keeps running, reports not-ready (kafka
 // check failing) while the broker is gone, reconnects by itself and finishes
 // with nothing lost. The broker is one of the test's own (scripts/kafka-local
-// with a separate state folder), never the shared one of KAFKA_BROKERS.
+// with a separate state folder), never the shared one of KAFKA_BROKERS. The
+// orders of a broker killed under them are neither lost nor provisioned twice,
+// and those answered again carry the same event ids.
 func TestBrokerOutage(t *testing.T) {
-	kafkatest.Brokers(t) // skips without a broker setup on this machine (Java, the jars)
-	t.Parallel()         // mostly waiting, on a broker of its own: overlaps the lighter tests
+	t.Parallel() // mostly waiting, on a broker of its own: overlaps the lighter tests
 	start := time.Now()
-	b := startLocalBroker(t)
-	t.Logf("own broker at %s (%s)", b.addr, time.Since(start).Round(time.Millisecond))
+	b := kafkatest.StartOwn(t)
+	t.Logf("own broker at %s (%s)", b.Addr, time.Since(start).Round(time.Millisecond))
 
 	const n = 3000
-	e := newEnv(t, envConfig{brokers: []string{b.addr}, partitions: 6, timeout: 5 * time.Minute,
+	e := newEnv(t, envConfig{brokers: []string{b.Addr}, partitions: 6, timeout: 5 * time.Minute,
 		sim: webexsim.Config{Latency: 20 * time.Millisecond}})
 	s := e.makeOrders(n, 10)
 	outs, dlq := e.collect(e.outs, true, 3), e.collect(e.dlt, false, 1)
@@ -51,7 +48,7 @@ func TestBrokerOutage(t *testing.T) {
 		return nil
 	})
 
-	b.stop()
+	b.Kill()
 	down := time.Now()
 	_, atStop := outs.count()
 	var notReady, readyDuring int
@@ -74,7 +71,7 @@ func TestBrokerOutage(t *testing.T) {
 			// The kafka check runs every 5 s with a 5 s timeout: past 10 s it must see the outage.
 			if readyDuring++; readyDuring == 1 {
 				t.Errorf("/readyz %d %+v %s after the broker stopped, while a metadata request of its own gets %v",
-					code, r, time.Since(down).Round(time.Millisecond), brokerReachable(b.addr, e.orders))
+					code, r, time.Since(down).Round(time.Millisecond), brokerReachable(b.Addr, e.orders))
 			}
 		}
 		time.Sleep(250 * time.Millisecond)
@@ -85,7 +82,7 @@ func TestBrokerOutage(t *testing.T) {
 		t.Errorf("kafka check detail %q does not say the broker is unreachable", detail)
 	}
 
-	b.start()
+	b.Start()
 	up := time.Now()
 	testkit.WaitFor(e.ctx, t, "ready again", func() error {
 		code, r, err := readyz(in.app.HTTPAddr())
@@ -112,7 +109,7 @@ func TestBrokerOutage(t *testing.T) {
 	records, answered := outs.count()
 	deadRecords, _ := dlq.count()
 	t.Logf("broker stopped with %d of %d orders answered; not ready during the outage: %d polls", atStop, n, notReady)
-	figures{orders: n, faults: fmt.Sprintf("broker stopped for %s mid-run", outageLength), outcomes: records, answered: answered,
+	figures{orders: n, faults: fmt.Sprintf("broker killed (SIGKILL) for %s mid-run", outageLength), outcomes: records, answered: answered,
 		redelivered: redelivered, deadLetters: deadRecords, duplicates: e.sim.Stats().EmailsCreatedMoreThanOnce,
 		lost: lost, took: time.Since(start)}.log(t)
 }
@@ -130,68 +127,4 @@ func brokerReachable(addr, topic string) error {
 	_ = conn.SetDeadline(time.Now().Add(3 * time.Second))
 	_, err = conn.ReadPartitions(topic)
 	return err
-}
-
-// localBroker is a broker of the test's own, run by scripts/kafka-local with a
-// separate state folder (KAFKA_LOCAL_DIR): stop and start keep its port.
-type localBroker struct {
-	t      *testing.T
-	script string
-	dir    string
-	addr   string
-}
-
-func startLocalBroker(t *testing.T) *localBroker {
-	t.Helper()
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &localBroker{t: t, script: filepath.Join(root, "scripts", "kafka-local"), dir: t.TempDir()}
-	b.start()
-	t.Cleanup(func() {
-		if out, err := b.run("stop"); err != nil {
-			t.Errorf("stopping the test's broker: %v\n%s", err, out)
-		}
-	})
-	return b
-}
-
-// run runs the script with args against the test's state folder and returns
-// its standard output.
-func (b *localBroker) run(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, b.script, args...)
-	cmd.Env = append(os.Environ(), "KAFKA_LOCAL_DIR="+b.dir)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String() + stderr.String(), err
-	}
-	return stdout.String(), nil
-}
-
-// start starts the broker (again, on the same port) and waits until it answers.
-func (b *localBroker) start() {
-	b.t.Helper()
-	out, err := b.run("start")
-	if err != nil {
-		b.t.Fatalf("scripts/kafka-local start: %v\n%s", err, out)
-	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	addr := strings.TrimSpace(lines[len(lines)-1])
-	if b.addr != "" && addr != b.addr {
-		b.t.Fatalf("the broker came back on %s, not %s", addr, b.addr)
-	}
-	b.addr = addr
-}
-
-// stop stops the broker gracefully (SIGTERM): a restart after --kill waits
-// out the dead broker's controller session.
-func (b *localBroker) stop() {
-	b.t.Helper()
-	if out, err := b.run("stop"); err != nil {
-		b.t.Fatalf("scripts/kafka-local stop: %v\n%s", err, out)
-	}
 }

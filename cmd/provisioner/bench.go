@@ -28,6 +28,8 @@ type benchFlags struct {
 	jsonOut    bool
 	strict     bool
 	logLevel   string
+	// brokerControl kills and starts the real broker (broker-restart).
+	brokerControl string
 	// over holds the scenario settings given on the command line; they replace
 	// each selected scenario's.
 	over bench.Scenario
@@ -49,7 +51,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError{err}
 	}
-	opts := bench.Options{Repeat: f.repeat, Smoke: f.smoke, LogLevel: f.logLevel, Progress: stderr}
+	opts := bench.Options{Repeat: f.repeat, Smoke: f.smoke, LogLevel: f.logLevel, Progress: stderr,
+		BrokerControl: strings.Fields(f.brokerControl)}
 	if f.smoke {
 		opts.HTTPCeilingDuration = 300 * time.Millisecond
 	}
@@ -61,6 +64,14 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var problems []error
 	for _, sc := range scenarios {
 		for _, b := range brokers {
+			if sc.Disrupt == bench.DisruptBroker && (b.Name() != "real" || len(opts.BrokerControl) == 0) {
+				err := fmt.Errorf("%s on the %s broker: it needs a real broker it may kill and --broker-control", sc.Name, b.Name())
+				if f.scenario != "all" {
+					problems = append(problems, err)
+				}
+				fmt.Fprintf(stderr, "provisioner bench: skipping %v\n", err)
+				continue
+			}
 			opts.CPUProfile = profilePath(f.cpuProfile, sc.Name, b.Name(), len(scenarios)*len(brokers))
 			res, err := bench.Run(ctx, sc, b, opts)
 			if err != nil {
@@ -104,9 +115,11 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 		"consumer doing the same calls), in the same process on the same orders. Scenarios: latency,\n"+
 		"rate, overhead, memory, group-rate (three instances sharing one budget), group-latency (three\n"+
 		"instances beside one alone), group-kill, group-rolling, group-static-restart (the group-rate group\n"+
-		"through a kill -9, a rolling restart, a static member's restart) (see BENCHMARKS.md). Runs on the in-process broker, and on the real one\n"+
+		"through a kill -9, a rolling restart, a static member's restart), broker-restart (one instance whose\n"+
+		"broker is killed and comes back; needs --broker-control) (see BENCHMARKS.md). Runs on the in-process broker, and on the real one\n"+
 		"at --brokers (or KAFKA_BROKERS) when set.", stderr)
-	fs.StringVar(&f.scenario, "scenario", f.scenario, "latency, rate, overhead, memory, group-rate, group-latency, group-kill, group-rolling, group-static-restart, a comma-separated list, or all")
+	fs.StringVar(&f.scenario, "scenario", f.scenario, scenarioNames()+", a comma-separated list, or all")
+	fs.StringVar(&f.brokerControl, "broker-control", "", "command that kills the real broker (run with `stop --kill`) and starts it again (`start`), for broker-restart, e.g. scripts/kafka-local")
 	fs.StringVar(&f.broker, "broker", "", "in-process, real or both (default: both when a real broker is configured, else in-process)")
 	fs.StringVar(&f.brokers, "brokers", "", "real Kafka bootstrap servers (default: $KAFKA_BROKERS)")
 	fs.BoolVar(&f.smoke, "smoke", false, "small counts and short latencies; checks only that every order is answered, once")
@@ -143,6 +156,15 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 }
 
 // scenarios returns the selected scenarios with the command line's settings.
+// scenarioNames lists the scenarios for the help and its errors.
+func scenarioNames() string {
+	var names []string
+	for _, s := range bench.Scenarios() {
+		names = append(names, s.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
 func (f *benchFlags) scenarios() ([]bench.Scenario, error) {
 	names := app.SplitList(f.scenario)
 	if f.scenario == "all" {
@@ -155,7 +177,7 @@ func (f *benchFlags) scenarios() ([]bench.Scenario, error) {
 	for _, name := range names {
 		sc, ok := bench.Lookup(name)
 		if !ok {
-			return nil, fmt.Errorf("--scenario: unknown scenario %q: use latency, rate, overhead, memory, group-rate, group-latency, group-kill, group-rolling, group-static-restart or all", name)
+			return nil, fmt.Errorf("--scenario: unknown scenario %q: use %s or all", name, scenarioNames())
 		}
 		if f.smoke {
 			sc = sc.Smoke()

@@ -11,7 +11,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -67,7 +66,7 @@ func saslKafka(t *testing.T) *saslBroker {
 }
 
 func startSASLBroker() (*saslBroker, error) {
-	root, err := repoRoot()
+	root, err := kafkatest.ModuleRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -142,23 +141,6 @@ func scriptEnv(dir string) []string {
 		env = append(env, kv)
 	}
 	return append(env, "KAFKA_LOCAL_DIR="+dir)
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "scripts", "kafka-local")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("scripts/kafka-local not found above the test's folder")
-		}
-		dir = parent
-	}
 }
 
 // config is the security to reach b as its client user with mech.
