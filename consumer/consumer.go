@@ -131,7 +131,9 @@ type Config struct {
 type Observer interface {
 	Committed(took time.Duration, err error)
 	Assigned(partitions []int)
-	Revoked(partitions []int)
+	// Revoked is told the partitions released and how long their drain
+	// and last commit took.
+	Revoked(partitions []int, drained time.Duration)
 }
 
 // Outages is told of Kafka's failures and successes (see outage.Tracker).
@@ -149,7 +151,7 @@ type noObserver struct{}
 
 func (noObserver) Committed(time.Duration, error) {}
 func (noObserver) Assigned([]int)                 {}
-func (noObserver) Revoked([]int)                  {}
+func (noObserver) Revoked([]int, time.Duration)   {}
 
 // DefaultConfig returns the defaults of the optional settings, the values
 // the zero fields take.
@@ -458,8 +460,9 @@ func (c *Consumer) release(owned map[int]*partition, ids []int) {
 	c.mu.Lock()
 	c.parts = maps.Clone(owned)
 	c.mu.Unlock()
-	c.cfg.Observer.Revoked(ids)
-	c.log.Info().Ints("partitions", ids).Dur("drained_ms", time.Since(start)).Msg("partitions released")
+	drained := time.Since(start)
+	c.cfg.Observer.Revoked(ids, drained)
+	c.log.Info().Ints("partitions", ids).Dur("drained_ms", drained).Msg("partitions released")
 }
 
 func partitionIDs(parts map[int]*partition) []int {

@@ -153,7 +153,7 @@ func (a *assignments) Assigned(ps []int) {
 	defer a.mu.Unlock()
 	a.gens = append(a.gens, slices.Clone(ps))
 }
-func (a *assignments) Revoked([]int) {
+func (a *assignments) Revoked([]int, time.Duration) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.rev++

@@ -181,9 +181,9 @@ func (os observers) Assigned(partitions []int) {
 	}
 }
 
-func (os observers) Revoked(partitions []int) {
+func (os observers) Revoked(partitions []int, drained time.Duration) {
 	for _, o := range os {
-		o.Revoked(partitions)
+		o.Revoked(partitions, drained)
 	}
 }
 

@@ -74,7 +74,7 @@ func (b *budget) count(ctx context.Context) (int, error) {
 }
 
 // Between generations the share stays: the drained orders finish under it.
-func (b *budget) Revoked([]int)                  {}
+func (b *budget) Revoked([]int, time.Duration)   {}
 func (b *budget) Committed(time.Duration, error) {}
 
 // A 429 with a Retry-After is Webex saying that the token's budget is

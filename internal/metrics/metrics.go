@@ -36,6 +36,7 @@ type Metrics struct {
 	commitErrors prometheus.Counter
 	commitTime   prometheus.Histogram
 	rebalances   prometheus.Counter
+	drain        prometheus.Histogram
 	assigned     prometheus.Gauge
 	customers    *prometheus.CounterVec
 
@@ -100,6 +101,9 @@ func New() *Metrics {
 		Help: "Duration of offset commits.", Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 10)})
 	m.rebalances = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "consumer_rebalances_total",
 		Help: "Consumer-group generations joined (one per rebalance)."})
+	m.drain = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Name: "consumer_drain_seconds",
+		Help:    "Time this instance took to finish the orders in flight of the partitions it released and commit them (a rebalance or a stop; bounded by --shutdown-timeout).",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 10)})
 	m.assigned = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Name: "consumer_assigned_partitions",
 		Help: "Partitions assigned to this instance."})
 	m.customers = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "customer_orders_total",
@@ -109,7 +113,7 @@ func New() *Metrics {
 		Help: "Seconds this instance held no partition of the orders topic: from its start and each time a rebalance took them all, until it got some."},
 		m.unassignedSeconds)
 	m.reg.MustRegister(m.orders, m.deadLetters, m.customers, m.requests, m.duration, m.retries, m.retryAfter,
-		m.commits, m.commitErrors, m.commitTime, m.rebalances, m.assigned, unassigned,
+		m.commits, m.commitErrors, m.commitTime, m.rebalances, m.drain, m.assigned, unassigned,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -184,8 +188,10 @@ func (m *Metrics) Assigned(partitions []int) {
 	m.heldChanged()
 }
 
-// Revoked records that partitions were released (consumer observer).
-func (m *Metrics) Revoked(partitions []int) {
+// Revoked records that partitions were released, and their drain
+// (consumer observer).
+func (m *Metrics) Revoked(partitions []int, drained time.Duration) {
+	m.drain.Observe(drained.Seconds())
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, p := range partitions {

@@ -77,7 +77,7 @@ func TestAssignmentAndTimeWithoutPartitions(t *testing.T) {
 	if before < 0.02 {
 		t.Fatalf("unassigned %.3fs before the first assignment, want at least 0.02", before)
 	}
-	m.Revoked([]int{2, 3})
+	m.Revoked([]int{2, 3}, 40*time.Millisecond)
 	if got := testutil.ToFloat64(m.assigned); got != 2 {
 		t.Fatalf("assigned %v after releasing 2 of 4, want 2", got)
 	}
@@ -85,7 +85,7 @@ func TestAssignmentAndTimeWithoutPartitions(t *testing.T) {
 	if got := m.unassignedSeconds(); got != before {
 		t.Fatalf("unassigned grew from %.3f to %.3f while partitions were held", before, got)
 	}
-	m.Revoked([]int{0, 1})
+	m.Revoked([]int{0, 1}, 3*time.Second)
 	time.Sleep(20 * time.Millisecond)
 	if got := m.unassignedSeconds(); got < before+0.02 {
 		t.Fatalf("unassigned %.3f after 20 ms without partitions, want at least %.3f", got, before+0.02)
@@ -96,5 +96,26 @@ func TestAssignmentAndTimeWithoutPartitions(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.rebalances); got != 2 {
 		t.Fatalf("rebalances %v, want 2", got)
+	}
+	// Two drains, 40 ms and 3 s: both counted, summed in seconds.
+	want := `
+# HELP provisioner_consumer_drain_seconds Time this instance took to finish the orders in flight of the partitions it released and commit them (a rebalance or a stop; bounded by --shutdown-timeout).
+# TYPE provisioner_consumer_drain_seconds histogram
+provisioner_consumer_drain_seconds_bucket{le="0.01"} 0
+provisioner_consumer_drain_seconds_bucket{le="0.025"} 0
+provisioner_consumer_drain_seconds_bucket{le="0.0625"} 1
+provisioner_consumer_drain_seconds_bucket{le="0.15625"} 1
+provisioner_consumer_drain_seconds_bucket{le="0.390625"} 1
+provisioner_consumer_drain_seconds_bucket{le="0.9765625"} 1
+provisioner_consumer_drain_seconds_bucket{le="2.44140625"} 1
+provisioner_consumer_drain_seconds_bucket{le="6.103515625"} 2
+provisioner_consumer_drain_seconds_bucket{le="15.2587890625"} 2
+provisioner_consumer_drain_seconds_bucket{le="38.14697265625"} 2
+provisioner_consumer_drain_seconds_bucket{le="+Inf"} 2
+provisioner_consumer_drain_seconds_sum 3.04
+provisioner_consumer_drain_seconds_count 2
+`
+	if err := testutil.CollectAndCompare(m.drain, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 }

@@ -144,7 +144,7 @@ func (f *Follower) Committed(time.Duration, error) {}
 
 // Revoked is told that a generation's partitions are released (consumer
 // observer). It returns once no answer of them can be written any more.
-func (f *Follower) Revoked(partitions []int) {
+func (f *Follower) Revoked(partitions []int, _ time.Duration) {
 	f.mu.Lock()
 	f.want = nil
 	var gone []*followedPartition

@@ -240,7 +240,7 @@ func TestFollowUpSurvivesARestart(t *testing.T) {
 	e := newFollowEnv(t, FollowUpConfig{SweepInterval: 50 * time.Millisecond})
 	o := e.order(2, 0)
 	waitPending(t, e.f, 1)
-	e.f.Revoked([]int{0, 1})
+	e.f.Revoked([]int{0, 1}, 0)
 	e.stop()
 	e.webex.set("sub-"+o.OrderID, provisioning.SubscriberError)
 
@@ -320,7 +320,7 @@ func TestFollowUpStopsAtRevoke(t *testing.T) {
 	e := newFollowEnv(t, FollowUpConfig{SweepInterval: 50 * time.Millisecond})
 	o := e.order(4, 0)
 	waitPending(t, e.f, 1)
-	e.f.Revoked([]int{0, 1})
+	e.f.Revoked([]int{0, 1}, 0)
 	e.webex.set("sub-"+o.OrderID, provisioning.SubscriberProvisioned)
 	time.Sleep(400 * time.Millisecond)
 	if outs := e.outcomes(2, 500*time.Millisecond); len(outs) != 1 {
