@@ -104,6 +104,22 @@ func TestBrokerOutage(t *testing.T) {
 		t.Errorf("Run: %v", in.err)
 	}
 
+	// An outage is a few lines, not one per order and retry: its start, a
+	// reminder at most every 30 s, its end.
+	var errorLines []string
+	for _, l := range linesWith(e.logs.Bytes(), "") {
+		if l.Level == "error" {
+			errorLines = append(errorLines, l.Message)
+		}
+	}
+	if len(errorLines) > 4 {
+		t.Errorf("%d error lines for one outage of %s, want its start and reminders:\n%s", len(errorLines), outageLength, strings.Join(errorLines, "\n"))
+	}
+	t.Logf("error lines for the outage: %q", errorLines)
+	if len(linesWith(e.logs.Bytes(), "Kafka answers again")) == 0 {
+		t.Error("no line said that the outage was over")
+	}
+
 	redelivered, lost := e.checkOutcomes(outs, s)
 	e.checkCreates(s.valid())
 	records, answered := outs.count()
