@@ -84,6 +84,7 @@ type Follower struct {
 	cfg     FollowUpConfig
 	brokers []string
 	dialer  *kafka.Dialer
+	client  *kafka.Client // end offsets of the follow-up topic
 	api     FollowUpAPI
 	p       *Pipeline
 	log     zerolog.Logger
@@ -124,6 +125,12 @@ type followed struct {
 func NewFollower(p *Pipeline, brokers []string, dialer *kafka.Dialer, api FollowUpAPI) *Follower {
 	f := &Follower{cfg: p.cfg.FollowUp, brokers: brokers, dialer: dialer, api: api, p: p, log: p.log.With().Str("component", "follow-up").Logger(),
 		parts: map[int]*followedPartition{}, wake: make(chan struct{}, 1)}
+	// One client for every end offset asked (each remove asks one): a
+	// transport of its own per call would keep its connections open.
+	f.client = &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	if dialer != nil {
+		f.client.Transport = &kafka.Transport{Dial: dialer.DialFunc, SASL: dialer.SASLMechanism, TLS: dialer.TLS}
+	}
 	p.follower = f
 	return f
 }
@@ -318,11 +325,7 @@ func (p *followedPartition) setLoaded() bool {
 }
 
 func (f *Follower) endOffset(ctx context.Context, partition int) (int64, error) {
-	c := &kafka.Client{Addr: kafka.TCP(f.brokers...), Timeout: 10 * time.Second}
-	if f.dialer != nil {
-		c.Transport = &kafka.Transport{Dial: f.dialer.DialFunc, SASL: f.dialer.SASLMechanism, TLS: f.dialer.TLS}
-	}
-	res, err := c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{f.cfg.Topic: {kafka.LastOffsetOf(partition)}}})
+	res, err := f.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{f.cfg.Topic: {kafka.LastOffsetOf(partition)}}})
 	if err != nil {
 		return 0, err
 	}
