@@ -106,7 +106,7 @@ func NewHandling(ctx context.Context, cfg Config, log zerolog.Logger) (*Handling
 	pc.ConsumerGroup, pc.Observer, pc.Outages, pc.Logger = cfg.GroupID, m, kafkaDown, &log
 	pc.FollowUp.Topic = cfg.followUpsTopic()
 	p := pipeline.New(pc, wf, w)
-	f := pipeline.NewFollower(p, cfg.Brokers, kc.dialer, client)
+	f := pipeline.NewFollower(p, cfg.Brokers, kc.dialer, kc.transport, client)
 	m.WatchPending(f)
 	cpc := pc
 	cpc.ConsumerGroup, cpc.Observer = cfg.CustomerGroupID(), m.Customers()

@@ -119,18 +119,14 @@ type followed struct {
 }
 
 // NewFollower returns the Follower of p's pending orders, configured by p's
-// FollowUp config, that reads the follow-up topic at brokers (through
-// dialer, nil for the default) and asks api. p then supersedes the followed
+// FollowUp config, that reads the follow-up topic at brokers (its readers
+// through dialer, its end offsets through transport; nil for the defaults)
+// and asks api. p then supersedes the followed
 // orders of a subscriber a later order removes.
-func NewFollower(p *Pipeline, brokers []string, dialer *kafka.Dialer, api FollowUpAPI) *Follower {
+func NewFollower(p *Pipeline, brokers []string, dialer *kafka.Dialer, transport kafka.RoundTripper, api FollowUpAPI) *Follower {
 	f := &Follower{cfg: p.cfg.FollowUp, brokers: brokers, dialer: dialer, api: api, p: p, log: p.log.With().Str("component", "follow-up").Logger(),
 		parts: map[int]*followedPartition{}, wake: make(chan struct{}, 1)}
-	// One client for every end offset asked (each remove asks one): a
-	// transport of its own per call would keep its connections open.
-	f.client = &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
-	if dialer != nil {
-		f.client.Transport = &kafka.Transport{Dial: dialer.DialFunc, SASL: dialer.SASLMechanism, TLS: dialer.TLS}
-	}
+	f.client = &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: transport}
 	p.follower = f
 	return f
 }
@@ -274,7 +270,9 @@ func (f *Follower) read(ctx context.Context, p *followedPartition) {
 		end, err = f.endOffset(ctx, p.id)
 	}
 	if end == 0 {
-		p.setLoaded()
+		p.mu.Lock()
+		p.loaded = true
+		p.mu.Unlock()
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: f.brokers, Topic: f.cfg.Topic, Partition: p.id, Dialer: f.dialer,
 		MaxWait: time.Second, StartOffset: kafka.FirstOffset})
@@ -306,22 +304,15 @@ func (f *Follower) read(ctx context.Context, p *followedPartition) {
 			close(p.moved)
 			p.moved = nil
 		}
+		loadedNow := !p.loaded && p.pos >= end
+		if loadedNow {
+			p.loaded = true
+		}
 		p.mu.Unlock()
-		if m.Offset+1 >= end {
-			if p.setLoaded() {
-				f.poke()
-			}
+		if loadedNow {
+			f.poke()
 		}
 	}
-}
-
-// setLoaded marks p read up to its end offset; it reports whether it was not yet.
-func (p *followedPartition) setLoaded() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	was := p.loaded
-	p.loaded = true
-	return !was
 }
 
 func (f *Follower) endOffset(ctx context.Context, partition int) (int64, error) {

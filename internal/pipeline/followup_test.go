@@ -137,7 +137,7 @@ func newFollowEnv(t *testing.T, cfg FollowUpConfig) *followEnv {
 			Subscriber: provisioning.Subscriber{ID: id, Status: provisioning.SubscriberPendingUserMigration, Packages: o.Packages}}, nil
 	})
 	e.p = New(Config{ConsumerGroup: "g", FollowUp: cfg, Logger: &log}, pending, w)
-	e.f = NewFollower(e.p, brokers, nil, e.webex)
+	e.f = NewFollower(e.p, brokers, nil, nil, e.webex)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	go func() { defer close(e.done); _ = e.f.Run(ctx) }()
@@ -244,7 +244,7 @@ func TestFollowUpSurvivesARestart(t *testing.T) {
 	e.stop()
 	e.webex.set("sub-"+o.OrderID, provisioning.SubscriberError)
 
-	f2 := NewFollower(e.p, e.brokers, nil, e.webex)
+	f2 := NewFollower(e.p, e.brokers, nil, nil, e.webex)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = f2.Run(ctx) }()
