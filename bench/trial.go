@@ -278,11 +278,17 @@ func waitAnswered(ctx context.Context, obs *observer, d time.Duration) (partial 
 	}
 }
 
-// startProfile starts a CPU profile into path, if one is asked for. The
-// returned function stops it; it may be called more than once.
+// startProfile starts a CPU profile into path, if one is asked for, and
+// writes the allocations so far to path.allocs.base; the returned function
+// stops the profile and writes the allocations to path.allocs, so that
+// `go tool pprof -sample_index=alloc_space -diff_base path.allocs.base
+// path.allocs` shows the trial's. It may be called more than once.
 func startProfile(path string) (func(), error) {
 	if path == "" {
 		return func() {}, nil
+	}
+	if err := writeAllocs(path + ".allocs.base"); err != nil {
+		return nil, err
 	}
 	f, err := os.Create(path)
 	if err != nil {
@@ -297,8 +303,21 @@ func startProfile(path string) (func(), error) {
 		once.Do(func() {
 			pprof.StopCPUProfile()
 			f.Close()
+			_ = writeAllocs(path + ".allocs")
 		})
 	}, nil
+}
+
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("creating the allocation profile: %w", err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		return fmt.Errorf("writing the allocation profile: %w", err)
+	}
+	return nil
 }
 
 func (r *runner) progress(t Trial) {

@@ -191,8 +191,23 @@ func (w *Writer) CustomerOutcome(key []byte, o schemas.CustomerOutcome) (kafka.M
 // event is the record of one outcome event: a CloudEvent in binary mode,
 // keyed like its order (by its order id when the order had no key).
 func (w *Writer) event(topic string, key, value, schema []byte, ceType, eventID, orderID, status string, at time.Time) kafka.Message {
+	// The varying header values share one buffer (nothing on the way to the
+	// wire changes them), and the headers one array: an event costs two
+	// allocations for them instead of twelve.
+	buf := make([]byte, 0, len(eventID)+len(orderID)+len(ceType)+2*len(status)+len(time.RFC3339Nano)+6)
+	field := func(parts ...string) []byte {
+		start := len(buf)
+		for _, p := range parts {
+			buf = append(buf, p...)
+		}
+		return buf[start:len(buf):len(buf)]
+	}
+	id, order, outcome, typ := field(eventID), field(orderID), field(status), field(ceType, status)
+	start := len(buf)
+	buf = at.UTC().AppendFormat(buf, time.RFC3339Nano)
+	ts := buf[start:len(buf):len(buf)]
 	if key == nil {
-		key = []byte(orderID)
+		key = order
 	}
 	return kafka.Message{
 		Topic: topic,
@@ -201,15 +216,15 @@ func (w *Writer) event(topic string, key, value, schema []byte, ceType, eventID,
 		Headers: []kafka.Header{
 			{Key: HeaderContentType, Value: contentTypeJSON},
 			{Key: HeaderSchema, Value: schema},
-			{Key: HeaderEventID, Value: []byte(eventID)},
-			{Key: HeaderOrderID, Value: []byte(orderID)},
-			{Key: HeaderOutcome, Value: []byte(status)},
+			{Key: HeaderEventID, Value: id},
+			{Key: HeaderOrderID, Value: order},
+			{Key: HeaderOutcome, Value: outcome},
 			{Key: HeaderCESpecVersion, Value: ceSpecVersion},
-			{Key: HeaderCEID, Value: []byte(eventID)},
+			{Key: HeaderCEID, Value: id},
 			{Key: HeaderCESource, Value: w.source},
-			{Key: HeaderCEType, Value: []byte(ceType + status)},
-			{Key: HeaderCESubject, Value: []byte(orderID)},
-			{Key: HeaderCETime, Value: at.UTC().AppendFormat(nil, time.RFC3339Nano)},
+			{Key: HeaderCEType, Value: typ},
+			{Key: HeaderCESubject, Value: order},
+			{Key: HeaderCETime, Value: ts},
 		},
 	}
 }

@@ -135,7 +135,9 @@ func classifyStatus(e *APIError) Decision {
 	case s == http.StatusTooManyRequests, s == http.StatusLocked:
 		// Rejected before any work was done: safe to repeat, after the wait.
 		return Decision{Class: schemas.ErrorClassTransient, RetryAfter: e.RetryAfter}
-	case s == http.StatusUnauthorized:
+	case s == http.StatusUnauthorized, s >= 300 && s <= 399:
+		// A redirect is outside the API's description: the base URL is wrong
+		// for every order alike.
 		return Decision{Class: schemas.ErrorClassConfigFault}
 	case s == http.StatusInternalServerError, s == http.StatusBadGateway,
 		s == http.StatusServiceUnavailable, s == http.StatusGatewayTimeout:

@@ -1,21 +1,19 @@
 package provisioning
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/segmentio/encoding/json"
+	"github.com/valyala/fasthttp"
 
 	"github.com/acme-sp/wholesale-provisioner/internal/strictjson"
 )
@@ -53,9 +51,8 @@ type ClientConfig struct {
 	// OnBehalfOfSubPartnerOrgID is sent as the onBehalfOfSubPartnerOrgId query
 	// parameter when set.
 	OnBehalfOfSubPartnerOrgID string
-	// Transport carries the requests. Default: a clone of http.DefaultTransport
-	// with enough idle connections for many concurrent callers.
-	Transport http.RoundTripper
+	// Calls, when set, is told of every call (for metrics). Default nil.
+	Calls CallObserver
 	// UserAgent is sent with every request. Default "wholesale-provisioner".
 	UserAgent string
 	// Limiter is the rate budget that every call waits for and reports its
@@ -79,10 +76,12 @@ type Client struct {
 	baseRawPath string
 	timeout     time.Duration
 	tokens      TokenSource
-	http        *http.Client
+	origin      string // scheme://host of the base URL
+	http        *fasthttp.Client
 	obo         string
-	ua          []string // the User-Agent header value, shared by every request
+	ua          string
 	limiter     *Limiter
+	calls       CallObserver
 	seq         atomic.Uint64
 }
 
@@ -102,33 +101,18 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = d.UserAgent
 	}
-	tr := cfg.Transport
-	if tr == nil {
-		tr = NewTransport()
-	}
-	host := u.Host
 	return &Client{
 		base:        u,
+		origin:      u.Scheme + "://" + u.Host,
 		basePath:    u.Path,
 		baseRawPath: u.EscapedPath(),
 		tokens:      cfg.Tokens,
 		obo:         cfg.OnBehalfOfSubPartnerOrgID,
-		ua:          []string{cfg.UserAgent},
+		ua:          cfg.UserAgent,
 		limiter:     cfg.Limiter,
+		calls:       cfg.Calls,
 		timeout:     cfg.RequestTimeout,
-		http: &http.Client{
-			Transport: tr,
-			// A redirect to another host could carry the bearer token elsewhere.
-			CheckRedirect: func(req *http.Request, via []*http.Request) error {
-				if req.URL.Host != host {
-					return fmt.Errorf("refusing redirect to another host %q", req.URL.Host)
-				}
-				if len(via) >= 3 {
-					return errors.New("too many redirects")
-				}
-				return nil
-			},
-		},
+		http:        newHTTPClient(cfg.RequestTimeout, nil),
 	}, nil
 }
 
@@ -169,16 +153,6 @@ func isVersionPath(path string) bool {
 		}
 	}
 	return true
-}
-
-// NewTransport returns the HTTP transport a Client uses by default: enough idle
-// connections for every worker to keep its own, so that calls do not pay for
-// new connections (and TLS handshakes) under load.
-func NewTransport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 512
-	t.MaxIdleConnsPerHost = 512
-	return t
 }
 
 // Precheck calls POST /wholesale/subscribers/validate. A 200 answer is returned as
@@ -287,7 +261,7 @@ func (c *Client) ListSubscribers(ctx context.Context, f ListFilter, next string)
 	}
 	var link string
 	cl := call{method: http.MethodGet, endpoint: PathSubscribers, path: PathSubscribers, query: q, idempotent: true,
-		header: func(h http.Header) { link = nextLink(h.Values("Link")) }}
+		header: func(h answerHeader) { link = nextLink(h.Values("Link")) }}
 	if _, err := c.do(ctx, cl, &out); err != nil {
 		return nil, "", err
 	}
@@ -320,7 +294,7 @@ type call struct {
 	idempotent bool
 	body       any
 	// header, when set, is given the answer's headers (of a 2xx answer).
-	header func(http.Header)
+	header func(answerHeader)
 }
 
 type trackingKey struct{}
@@ -359,24 +333,10 @@ func (c *Client) do(ctx context.Context, cl call, out any) (int, error) {
 	return c.send(ctx, cl, out, fresh)
 }
 
-// bodyBuffers holds response buffers for reuse: every call reads a body.
-var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-func putBodyBuffer(b *bytes.Buffer) {
-	if b.Cap() <= 64<<10 { // an unusually large answer is not kept
-		bodyBuffers.Put(b)
-	}
-}
-
-// jsonMediaType is the value of the Accept and Content-Type headers.
-var jsonMediaType = []string{"application/json"}
+// jsonContentType is the value of the Accept and Content-Type headers.
+const jsonContentType = "application/json"
 
 func (c *Client) send(ctx context.Context, cl call, out any, tok string) (int, error) {
-	u := *c.base
-	u.Path = c.basePath + cl.path
-	if cl.rawPath != "" {
-		u.RawPath = c.baseRawPath + cl.rawPath
-	}
 	q := cl.query
 	if c.obo != "" {
 		if q == nil {
@@ -384,95 +344,92 @@ func (c *Client) send(ctx context.Context, cl call, out any, tok string) (int, e
 		}
 		q.Set("onBehalfOfSubPartnerOrgId", c.obo)
 	}
-	if q != nil {
-		u.RawQuery = q.Encode()
-	}
-	var body io.Reader
+	x := getExchange()
+	req := &x.req
+	req.SetRequestURI(c.requestURI(cl, q))
+	req.Header.SetMethod(cl.method)
 	if cl.body != nil {
-		b, err := json.Marshal(cl.body)
+		b, err := json.Append(x.body[:0], cl.body, 0)
 		if err != nil {
+			putExchange(x)
 			return 0, fmt.Errorf("encoding %s %s request: %w", cl.method, cl.endpoint, err)
 		}
-		body = bytes.NewReader(b)
+		x.body = b
+		req.SetBodyRaw(b)
+		req.Header.SetContentType(jsonContentType)
 	}
-	// Wait for the rate budget only now: building the body holds no slot, and
-	// the wait does not count against RequestTimeout.
-	release, err := c.limiter.Acquire(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("waiting for the Webex rate limit for %s %s: %w", cl.method, cl.endpoint, err)
-	}
-	// RequestTimeout is the request context's deadline, not http.Client's
-	// Timeout: through a wrapped transport (the metrics one) the client
-	// enforces its Timeout with two more goroutines and a timer per request.
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
-	// The request gets the URL built above: passing u.String() would have
-	// NewRequest parse again what was just printed.
-	req, err := http.NewRequestWithContext(ctx, cl.method, "/", body)
-	if err != nil {
-		release()
-		return 0, fmt.Errorf("building %s %s request: %w", cl.method, cl.endpoint, err)
-	}
-	req.URL, req.Host = &u, u.Host
 	prefix, _ := ctx.Value(trackingKey{}).(string)
 	if prefix == "" {
 		prefix = "wholesale-provisioner"
 	}
 	tracking := prefix + "_" + strconv.FormatUint(c.seq.Add(1), 10)
-	// Constant values share one read-only slice: Header.Set allocates one per
-	// header and request, and nothing on the way to the wire modifies them.
-	h := req.Header
-	h["Authorization"] = []string{"Bearer " + tok}
-	h["Accept"] = jsonMediaType
-	h["User-Agent"] = c.ua
-	h["Trackingid"] = []string{tracking}
-	if body != nil {
-		h["Content-Type"] = jsonMediaType
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Accept", jsonContentType)
+	req.Header.SetUserAgent(c.ua)
+	req.Header.Set("TrackingID", tracking)
+	// Wait for the rate budget only now: building the body holds no slot, and
+	// the wait does not count against RequestTimeout.
+	release, err := c.limiter.Acquire(ctx)
+	if err != nil {
+		putExchange(x)
+		return 0, fmt.Errorf("waiting for the Webex rate limit for %s %s: %w", cl.method, cl.endpoint, err)
 	}
-	resp, err := c.http.Do(req)
+	start := time.Now()
+	kept, err := c.roundTrip(ctx, x, c.timeout)
+	if kept {
+		defer putExchange(x)
+	}
 	if err != nil {
 		release()
 		c.limiter.Observe(0, 0)
-		return 0, &TransportError{Method: cl.method, Endpoint: cl.endpoint, Idempotent: cl.idempotent, TrackingID: tracking, Err: scrubURL(err)}
+		c.observeCall(cl, 0, start)
+		return 0, &TransportError{Method: cl.method, Endpoint: cl.endpoint, Idempotent: cl.idempotent, TrackingID: tracking, Err: err}
 	}
-	defer resp.Body.Close()
-	buf := bodyBuffers.Get().(*bytes.Buffer)
-	defer putBodyBuffer(buf)
-	buf.Reset()
-	_, err = buf.ReadFrom(io.LimitReader(resp.Body, maxResponseBytes))
-	data := buf.Bytes() // valid until buf is put back: decoded values are copies
+	resp := &x.resp
+	status := resp.StatusCode()
+	data := resp.Body() // valid until x is given back: decoded values are copies
 	release()
-	c.observe(resp)
-	zerolog.Ctx(ctx).Debug().Str("method", cl.method).Str("endpoint", cl.endpoint).Int("http_status", resp.StatusCode).
+	h := answerHeader{&resp.Header}
+	c.observe(status, h)
+	c.observeCall(cl, status, start)
+	zerolog.Ctx(ctx).Debug().Str("method", cl.method).Str("endpoint", cl.endpoint).Int("http_status", status).
 		Str("tracking_id", tracking).Int("bytes", len(data)).Msg("webex call")
-	if err != nil {
-		return resp.StatusCode, &TransportError{Method: cl.method, Endpoint: cl.endpoint, Idempotent: cl.idempotent, TrackingID: tracking, Err: fmt.Errorf("reading response body: %w", err), Status: resp.StatusCode}
+	if status >= 300 && status <= 399 {
+		// The API describes no redirect, and one could carry the bearer token
+		// to another host: none is followed.
+		return status, &APIError{Method: cl.method, Endpoint: cl.endpoint, Idempotent: cl.idempotent, StatusCode: status, TrackingID: tracking,
+			Message: "refusing redirect: the API describes none and the client follows none (is the base URL right?)"}
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return resp.StatusCode, newAPIError(cl, resp, data, tracking)
+	if status < 200 || status > 299 {
+		return status, newAPIError(cl, status, h, data, tracking)
 	}
 	if cl.header != nil {
-		cl.header(resp.Header)
+		cl.header(h)
 	}
 	if out != nil && len(data) > 0 {
 		if err := decodeAnswer(data, out); err != nil {
 			// The call may have taken effect; treat it like a lost answer.
-			return resp.StatusCode, &TransportError{Method: cl.method, Endpoint: cl.endpoint, Idempotent: cl.idempotent, TrackingID: tracking, Status: resp.StatusCode, Err: fmt.Errorf("decoding %d response: %w", resp.StatusCode, err)}
+			return status, &TransportError{Method: cl.method, Endpoint: cl.endpoint, Idempotent: cl.idempotent, TrackingID: tracking, Status: status, Err: fmt.Errorf("decoding %d response: %w", status, err)}
 		}
 	}
-	return resp.StatusCode, nil
+	return status, nil
 }
 
-// observe tells the limiter the answer, with the Retry-After of a 429.
-func (c *Client) observe(resp *http.Response) {
+func (c *Client) observeCall(cl call, status int, start time.Time) {
+	if c.calls != nil {
+		c.calls.ObserveCall(cl.method, cl.endpoint, status, time.Since(start))
+	}
+}
+
+func (c *Client) observe(status int, h answerHeader) {
 	if c.limiter == nil {
 		return
 	}
 	var wait time.Duration
-	if resp.StatusCode == http.StatusTooManyRequests {
-		wait = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	if status == http.StatusTooManyRequests {
+		wait = parseRetryAfter(h.Get("Retry-After"), time.Now())
 	}
-	c.limiter.Observe(resp.StatusCode, wait)
+	c.limiter.Observe(status, wait)
 }
 
 // scrubURL drops the URL from a *url.Error: it can carry query parameters with
@@ -485,14 +442,14 @@ func scrubURL(err error) error {
 	return err
 }
 
-func newAPIError(cl call, resp *http.Response, data []byte, tracking string) *APIError {
+func newAPIError(cl call, status int, h answerHeader, data []byte, tracking string) *APIError {
 	e := &APIError{
 		Method:     cl.method,
 		Endpoint:   cl.endpoint,
 		Idempotent: cl.idempotent,
-		StatusCode: resp.StatusCode,
+		StatusCode: status,
 		TrackingID: tracking,
-		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		RetryAfter: parseRetryAfter(h.Get("Retry-After"), time.Now()),
 	}
 	var eb ErrorBody
 	if decodeAnswer(data, &eb) == nil {
@@ -503,7 +460,7 @@ func newAPIError(cl call, resp *http.Response, data []byte, tracking string) *AP
 		}
 	}
 	if e.Message == "" {
-		e.Message = http.StatusText(resp.StatusCode)
+		e.Message = http.StatusText(status)
 	}
 	return e
 }

@@ -1,12 +1,11 @@
 package provisioning
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
-	"runtime/pprof"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -117,50 +116,58 @@ func TestClientSendsTheURLItMeans(t *testing.T) {
 	}
 }
 
-// TestClientTimeoutNeedsNoHelperGoroutines: http.Client enforces its own
-// Timeout on a wrapped transport (such as the metrics one) with two helper
-// goroutines and a timer per request; the client's deadline is the request
-// context's instead, which every transport honours.
-func TestClientTimeoutNeedsNoHelperGoroutines(t *testing.T) {
+// TestClientCallEndsWithItsContext: the HTTP library honours deadlines but
+// not contexts, so the client waits for the answer beside it. A call whose
+// context ends returns at once, while the server still holds the answer, and
+// the request it leaves behind ends by its own timeout, without a goroutine
+// left over.
+func TestClientCallEndsWithItsContext(t *testing.T) {
 	hold := make(chan struct{})
-	arrived := make(chan struct{}, 8)
+	arrived := make(chan struct{}, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		arrived <- struct{}{}
-		<-hold
+		if strings.HasSuffix(r.URL.Path, "/slow") {
+			arrived <- struct{}{}
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+			}
+		}
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"id":"x"}`))
+		_, _ = w.Write([]byte(`{"id":"fast"}`))
 	}))
 	defer srv.Close()
-	wrapped := roundTripperFunc(http.DefaultTransport.RoundTrip)
-	c, err := NewClient(ClientConfig{BaseURL: srv.URL + "/v1", Tokens: StaticToken("s3cret-token"), Transport: wrapped, RequestTimeout: time.Minute})
-	if err != nil {
+	defer close(hold)
+	c := newTestClient(t, srv.URL+"/v1", 300*time.Millisecond)
+	// A first call starts the client's connection and its cleaner.
+	if _, err := c.GetSubscriber(context.Background(), "fast"); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 4)
-	for range 4 {
-		go func() {
-			_, err := c.GetSubscriber(context.Background(), "id-1")
-			done <- err
-		}()
-	}
-	for range 4 {
-		<-arrived
-	}
-	var stacks bytes.Buffer
-	_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
-	close(hold)
-	for range 4 {
-		if err := <-done; err != nil {
-			t.Fatal(err)
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := c.GetSubscriber(ctx, "slow")
+		done <- err
+	}()
+	<-arrived
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
 		}
-	}
-	for _, helper := range []string{"net/http.setRequestCancel", "net/http.awaitLegacyCancel"} {
-		if n := strings.Count(stacks.String(), helper); n > 0 {
-			t.Errorf("goroutines in %s while 4 requests were in flight (%d kinds), want none", helper, n)
+		if d := time.Since(start); d > 250*time.Millisecond {
+			t.Fatalf("the cancelled call returned after %s, want at once (before the 300ms request timeout)", d)
 		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a cancelled call did not return")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines after the abandoned request's timeout, want at most the %d before the call", n, before)
 	}
 }
-
-type roundTripperFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -24,7 +24,7 @@ func (c *Client) CreateCustomer(ctx context.Context, req CustomerRequest) (strin
 	var out ResourceURL
 	var location string
 	cl := call{method: http.MethodPost, endpoint: PathCustomers, path: PathCustomers, body: req,
-		header: func(h http.Header) { location = h.Get("Location") }}
+		header: func(h answerHeader) { location = h.Get("Location") }}
 	if _, err := c.do(ctx, cl, &out); err != nil {
 		return "", err
 	}

@@ -21,8 +21,8 @@ type WorkflowConfig struct {
 	RetryInitialInterval time.Duration
 	// RetryMaxInterval caps one backoff. Default 30s.
 	RetryMaxInterval time.Duration
-	// RetryMaxElapsed bounds the retries of one step; past it the order fails
-	// with reason retries_exhausted. Default 2m.
+	// RetryMaxElapsed bounds the retries of one step, from its first failure;
+	// past it the order fails with reason retries_exhausted. Default 2m.
 	RetryMaxElapsed time.Duration
 	// RetryMaxAttempts bounds the calls of one step (0: only RetryMaxElapsed bounds them).
 	RetryMaxAttempts int
@@ -535,14 +535,9 @@ var errRetryNow = errors.New("retry at once")
 // through the run's wait hook, so that a retrying order can give its worker
 // back meanwhile.
 func (r *steps) retry(ctx context.Context, step string, op func() error) error {
-	var b backoff.BackOff = backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(r.w.cfg.RetryInitialInterval),
-		backoff.WithMaxInterval(r.w.cfg.RetryMaxInterval),
-		backoff.WithMaxElapsedTime(r.w.cfg.RetryMaxElapsed),
-	)
-	if n := r.w.cfg.RetryMaxAttempts; n > 0 {
-		b = backoff.WithMaxRetries(b, uint64(n-1))
-	}
+	// The backoff is made at the first failure, which most steps never meet:
+	// the retries' time is counted from there.
+	var b backoff.BackOff
 	log := zerolog.Ctx(ctx)
 	for {
 		err := r.w.forbidden.check(step, r.subject, op())
@@ -559,6 +554,16 @@ func (r *steps) retry(ctx context.Context, step string, op func() error) error {
 		d := Classify(err)
 		if d.Class != schemas.ErrorClassTransient {
 			return err
+		}
+		if b == nil {
+			b = backoff.NewExponentialBackOff(
+				backoff.WithInitialInterval(r.w.cfg.RetryInitialInterval),
+				backoff.WithMaxInterval(r.w.cfg.RetryMaxInterval),
+				backoff.WithMaxElapsedTime(r.w.cfg.RetryMaxElapsed),
+			)
+			if n := r.w.cfg.RetryMaxAttempts; n > 0 {
+				b = backoff.WithMaxRetries(b, uint64(n-1))
+			}
 		}
 		wait := b.NextBackOff()
 		if wait == backoff.Stop {

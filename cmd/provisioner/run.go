@@ -23,7 +23,9 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
-	log := app.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	lines := app.NewLogBuffer(stderr)
+	defer lines.Close()
+	log := app.NewLogger(lines, cfg.LogLevel, cfg.LogFormat)
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return usageError{err}

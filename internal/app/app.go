@@ -82,7 +82,7 @@ func NewHandling(ctx context.Context, cfg Config, log zerolog.Logger) (*Handling
 	pz.limiter = limiter
 	m.WatchLimiter(limiter)
 	cc := cfg.Client
-	cc.Tokens, cc.Limiter, cc.Transport = tokens, limiter, m.Transport(provisioning.NewTransport())
+	cc.Tokens, cc.Limiter, cc.Calls = tokens, limiter, m
 	client, err := provisioning.NewClient(cc)
 	if err != nil {
 		return nil, err

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -222,48 +221,13 @@ func (m *Metrics) unassignedSeconds() float64 {
 	return d.Seconds()
 }
 
-// Transport wraps an HTTP transport to count and time Webex calls. The endpoint
-// label is the path template, never a subscriber id or a query.
-func (m *Metrics) Transport(next http.RoundTripper) http.RoundTripper {
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	return roundTripper(func(r *http.Request) (*http.Response, error) {
-		start := time.Now()
-		resp, err := next.RoundTrip(r)
-		k := callKey{endpoint: endpoint(r.URL.Path), method: r.Method}
-		if err == nil {
-			k.status = resp.StatusCode
-		}
-		s := m.callSeries(k)
-		s.duration.Observe(time.Since(start).Seconds())
-		s.requests.Inc()
-		return resp, err
-	})
-}
-
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// endpoint maps a request path to its template, keeping label values bounded.
-func endpoint(path string) string {
-	i := strings.Index(path, provisioning.PathSubscribers)
-	if i < 0 {
-		if strings.HasSuffix(path, provisioning.PathAccessToken) {
-			return provisioning.PathAccessToken
-		}
-		return "other"
-	}
-	rest := path[i+len(provisioning.PathSubscribers):]
-	switch {
-	case rest == "" || rest == "/":
-		return provisioning.PathSubscribers
-	case rest == "/validate":
-		return provisioning.PathValidate
-	default:
-		return provisioning.PathSubscribers + "/{id}"
-	}
+// ObserveCall counts and times one Webex call (provisioning's CallObserver).
+// The endpoint is the call's path template, never a subscriber id or a query;
+// status is 0 when the call got no answer.
+func (m *Metrics) ObserveCall(method, endpoint string, status int, elapsed time.Duration) {
+	s := m.callSeries(callKey{endpoint: endpoint, method: method, status: status})
+	s.duration.Observe(elapsed.Seconds())
+	s.requests.Inc()
 }
 
 // ConsumerSource is what the consumer collector reads at scrape time.

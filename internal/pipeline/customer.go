@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 
-	"github.com/acme-sp/wholesale-provisioner/internal/redact"
 	"github.com/acme-sp/wholesale-provisioner/provisioning"
 	"github.com/acme-sp/wholesale-provisioner/schemas"
 )
@@ -20,15 +19,11 @@ func (p *Pipeline) handleCustomer(ctx context.Context, r *job) (answer, error) {
 	}
 	r.customer = &o
 	r.digest, r.digested = digestOf(o), true
-	lc := r.log.With().Str("order_id", o.OrderID).Str("customer_external_id", o.ExternalID)
-	if ci := o.CustomerInfo; ci != nil {
-		lc = lc.Str("customer_email", redact.Email(ci.PrimaryEmail))
-	}
-	r.log = lc.Logger()
+	r.decoded()
 	if err := p.checkReuse(r, o.OrderID); err != nil {
 		return answer{}, err
 	}
-	res, err := p.cwf.RunCustomer(r.log.WithContext(ctx), o, r.wait)
+	res, err := p.cwf.RunCustomer(r.logger().WithContext(ctx), o, r.wait)
 	if err != nil {
 		return answer{}, err
 	}

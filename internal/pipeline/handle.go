@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/acme-sp/wholesale-provisioner/internal/redact"
 	"github.com/acme-sp/wholesale-provisioner/provisioning"
 	"github.com/acme-sp/wholesale-provisioner/schemas"
 )
@@ -24,17 +23,11 @@ func (p *Pipeline) handle(ctx context.Context, r *job) (answer, error) {
 	}
 	r.order = &o
 	r.digest, r.digested = orderDigest(o), true
-	lc := r.log.With().Str("order_id", o.OrderID).Str("email", redact.Email(o.Email))
-	if o.CustomerID != "" {
-		lc = lc.Str("customer_id", o.CustomerID)
-	} else {
-		lc = lc.Str("customer_external_id", o.CustomerExternalID)
-	}
-	r.log = lc.Logger()
+	r.decoded()
 	if err := p.checkReuse(r, o.OrderID); err != nil {
 		return answer{}, err
 	}
-	res, err := p.wf.Run(r.log.WithContext(ctx), o, r.wait)
+	res, err := p.wf.Run(r.logger().WithContext(ctx), o, r.wait)
 	if err != nil {
 		return answer{}, err
 	}

@@ -39,7 +39,7 @@ func (p *Pipeline) recoverPanic(next Handler) Handler {
 	return func(ctx context.Context, r *job) (a answer, err error) {
 		defer func() {
 			if v := recover(); v != nil {
-				r.log.Error().Interface("panic", v).Bytes("stack", debug.Stack()).Msg("handler panicked; dead-lettering the record")
+				r.logger().Error().Interface("panic", v).Bytes("stack", debug.Stack()).Msg("handler panicked; dead-lettering the record")
 				a, err = answer{}, &schemas.Fault{Class: schemas.ErrorClassPermanent, Step: schemas.StepHandle,
 					Reason: schemas.ReasonHandlerPanic, Message: fmt.Sprintf("handler panicked: %v", v)}
 			}
@@ -111,29 +111,46 @@ func (p *Pipeline) publish(next Handler) Handler {
 			return a, err
 		}
 		r.slot.Release()
-		b := backoff.WithContext(backoff.NewExponentialBackOff(
-			backoff.WithInitialInterval(min(100*time.Millisecond, p.cfg.PublishRetryMaxInterval)),
-			backoff.WithMaxInterval(p.cfg.PublishRetryMaxInterval),
-			backoff.WithMaxElapsedTime(0),
-		), ctx)
-		held := 1
-		err = backoff.RetryNotify(func() error {
-			return p.pub.Publish(ctx, msgs...)
-		}, b, func(err error, wait time.Duration) {
-			if p.cfg.Outages != nil {
-				p.cfg.Outages.Failed(err, held)
-				held = 0
-			} else {
-				r.log.Error().Err(err).Dur("retry_in_ms", wait).Msg("writing the order's outcome failed; the order stays uncommitted")
-			}
-			// A cancelled ctx ends the retries on the next attempt.
-			_ = r.slot.Acquire(ctx)
-		})
+		// Nearly every write succeeds at once: the backoff is made only after one fails.
+		if err = p.pub.Publish(ctx, msgs...); err != nil {
+			err = p.retryPublish(ctx, r, msgs, err)
+		}
 		if err == nil && p.cfg.Outages != nil {
 			p.cfg.Outages.Recovered()
 		}
 		return a, err
 	}
+}
+
+// retryPublish writes msgs again after a first failed write, with backoff,
+// until they are written or ctx ends.
+func (p *Pipeline) retryPublish(ctx context.Context, r *job, msgs []kafka.Message, first error) error {
+	b := backoff.WithContext(backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(min(100*time.Millisecond, p.cfg.PublishRetryMaxInterval)),
+		backoff.WithMaxInterval(p.cfg.PublishRetryMaxInterval),
+		backoff.WithMaxElapsedTime(0),
+	), ctx)
+	held := 1
+	failed := func(err error, wait time.Duration) {
+		if p.cfg.Outages != nil {
+			p.cfg.Outages.Failed(err, held)
+			held = 0
+		} else {
+			r.logger().Error().Err(err).Dur("retry_in_ms", wait).Msg("writing the order's outcome failed; the order stays uncommitted")
+		}
+		// A cancelled ctx ends the retries on the next attempt.
+		_ = r.slot.Acquire(ctx)
+	}
+	wait := b.NextBackOff()
+	failed(first, wait)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	return backoff.RetryNotify(func() error { return p.pub.Publish(ctx, msgs...) }, b, failed)
 }
 
 // records builds the Kafka records of an answer: the dead letter first.
@@ -203,7 +220,7 @@ func (p *Pipeline) report(next Handler) Handler {
 }
 
 func (p *Pipeline) logFinished(r *job, a answer, took time.Duration) {
-	ev := r.log.Info()
+	ev := r.logger().Info()
 	if st := a.status(); st != "" {
 		ev = ev.Str("outcome", string(st))
 	}
