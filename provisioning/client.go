@@ -72,7 +72,6 @@ func DefaultClientConfig() ClientConfig {
 // Client is safe for concurrent use.
 type Client struct {
 	base        *url.URL
-	basePath    string
 	baseRawPath string
 	timeout     time.Duration
 	tokens      TokenSource
@@ -101,10 +100,13 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = d.UserAgent
 	}
+	hc, err := newHTTPClient(cfg.RequestTimeout)
+	if err != nil {
+		return nil, err
+	}
 	return &Client{
 		base:        u,
 		origin:      u.Scheme + "://" + u.Host,
-		basePath:    u.Path,
 		baseRawPath: u.EscapedPath(),
 		tokens:      cfg.Tokens,
 		obo:         cfg.OnBehalfOfSubPartnerOrgID,
@@ -112,7 +114,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		limiter:     cfg.Limiter,
 		calls:       cfg.Calls,
 		timeout:     cfg.RequestTimeout,
-		http:        newHTTPClient(cfg.RequestTimeout, nil),
+		http:        hc,
 	}, nil
 }
 

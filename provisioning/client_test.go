@@ -3,10 +3,13 @@ package provisioning
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -169,5 +172,67 @@ func TestClientCallEndsWithItsContext(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Fatalf("%d goroutines after the abandoned request's timeout, want at most the %d before the call", n, before)
+	}
+}
+
+// TestClientGoesThroughTheEnvironmentsProxy: HTTPS_PROXY and HTTP_PROXY are
+// honoured as net/http honours them. The proxy here tunnels every CONNECT to
+// the test server, whatever host the client asked for.
+func TestClientGoesThroughTheEnvironmentsProxy(t *testing.T) {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"via-proxy"}`))
+	}))
+	defer api.Close()
+	var tunnelled []string
+	var mu sync.Mutex
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		mu.Lock()
+		tunnelled = append(tunnelled, r.Host)
+		mu.Unlock()
+		up, err := net.Dial("tcp", api.Listener.Addr().String())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		down, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			up.Close()
+			return
+		}
+		_, _ = down.Write([]byte("HTTP/1.1 200 Connection established\r\n\r\n"))
+		go func() { _, _ = io.Copy(up, down); up.Close() }()
+		_, _ = io.Copy(down, up)
+		down.Close()
+	}))
+	defer proxy.Close()
+	t.Setenv("HTTP_PROXY", proxy.URL)
+	t.Setenv("HTTPS_PROXY", proxy.URL)
+	t.Setenv("NO_PROXY", "")
+	c := newTestClient(t, "http://webexapis.example:8080/v1", 5*time.Second)
+	s, err := c.GetSubscriber(context.Background(), "id-1")
+	if err != nil || s.ID != "via-proxy" {
+		t.Fatalf("GetSubscriber = %+v, %v; want the answer through the proxy", s, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(tunnelled) != 1 || tunnelled[0] != "webexapis.example:8080" {
+		t.Fatalf("the proxy tunnelled %q, want webexapis.example:8080 once", tunnelled)
+	}
+}
+
+// TestClientRefusesAProxyItCannotUse: a proxy setting the client cannot use
+// stops the start, naming the variables, instead of being passed by.
+func TestClientRefusesAProxyItCannotUse(t *testing.T) {
+	t.Setenv("HTTP_PROXY", "ftp://proxy.example:21")
+	t.Setenv("HTTPS_PROXY", "ftp://proxy.example:21")
+	t.Setenv("NO_PROXY", "")
+	_, err := NewClient(ClientConfig{BaseURL: "https://webexapis.com/v1", Tokens: StaticToken("t")})
+	if err == nil || !strings.Contains(err.Error(), "HTTPS_PROXY") {
+		t.Fatalf("err = %v, want the proxy settings named", err)
 	}
 }

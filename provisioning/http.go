@@ -3,6 +3,7 @@ package provisioning
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net/url"
 	"strings"
 	"sync"
@@ -34,29 +35,26 @@ const maxConns = 512
 // redirect (one to another host could carry the bearer token elsewhere) and
 // retries nothing: retrying is the Workflow's job, so that there is exactly
 // one retry layer, and only it knows whether a create may be sent again.
-func newHTTPClient(timeout time.Duration, tlsConfig *tls.Config) *fasthttp.Client {
-	if tlsConfig == nil {
-		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	// HTTPS_PROXY, HTTP_PROXY and NO_PROXY are honoured, as net/http does.
-	proxied := fasthttpproxy.Dialer{Timeout: timeout, ConnectTimeout: timeout}
+// HTTPS_PROXY, HTTP_PROXY and NO_PROXY are honoured, as net/http does; a
+// proxy setting it cannot use is an error.
+func newHTTPClient(timeout time.Duration) (*fasthttp.Client, error) {
+	proxied := fasthttpproxy.Dialer{Timeout: timeout, ConnectTimeout: timeout, DialDualStack: true}
 	dial, err := proxied.GetDialFunc(true)
 	if err != nil {
-		dial = nil // a malformed proxy variable: dial directly, as net/http does
+		return nil, fmt.Errorf("the proxy settings (HTTPS_PROXY, HTTP_PROXY, NO_PROXY): %w", err)
 	}
 	return &fasthttp.Client{
-		Dial:                          dial,
-		TLSConfig:                     tlsConfig,
-		MaxConnsPerHost:               maxConns,
-		MaxConnWaitTimeout:            timeout,
-		MaxIdleConnDuration:           90 * time.Second,
-		MaxResponseBodySize:           maxResponseBytes,
-		MaxIdemponentCallAttempts:     1,
-		RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-		NoDefaultUserAgentHeader:      true,
-		DisablePathNormalizing:        true, // an escaped id stays one segment
-		DisableHeaderNamesNormalizing: false,
-	}
+		Dial:                      dial,
+		TLSConfig:                 &tls.Config{MinVersion: tls.VersionTLS12},
+		MaxConnsPerHost:           maxConns,
+		MaxConnWaitTimeout:        timeout,
+		MaxIdleConnDuration:       90 * time.Second,
+		MaxResponseBodySize:       maxResponseBytes,
+		MaxIdemponentCallAttempts: 1,
+		RetryIfErr:                func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+		NoDefaultUserAgentHeader:  true,
+		DisablePathNormalizing:    true, // an escaped id stays one segment
+	}, nil
 }
 
 // exchange is one call's request and answer, pooled: a call allocates

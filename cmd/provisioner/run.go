@@ -23,9 +23,15 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := cfg.Validate(); err != nil {
 		return usageError{err}
 	}
-	lines := app.NewLogBuffer(stderr)
-	defer lines.Close()
-	log := app.NewLogger(lines, cfg.LogLevel, cfg.LogFormat)
+	// JSON lines go out in batches; console lines, for a person at a
+	// terminal, as they come.
+	logOut := stderr
+	if cfg.LogFormat != "console" {
+		lines := app.NewLogBuffer(stderr)
+		defer lines.Close()
+		logOut = lines
+	}
+	log := app.NewLogger(logOut, cfg.LogLevel, cfg.LogFormat)
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return usageError{err}

@@ -141,16 +141,15 @@ func (p *Pipeline) retryPublish(ctx context.Context, r *job, msgs []kafka.Messag
 		// A cancelled ctx ends the retries on the next attempt.
 		_ = r.slot.Acquire(ctx)
 	}
-	wait := b.NextBackOff()
-	failed(first, wait)
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-	}
-	return backoff.RetryNotify(func() error { return p.pub.Publish(ctx, msgs...) }, b, failed)
+	// The first attempt is the write that failed: the retries start with its
+	// notice and its wait, as if they had made it.
+	attempt := 0
+	return backoff.RetryNotify(func() error {
+		if attempt++; attempt == 1 {
+			return first
+		}
+		return p.pub.Publish(ctx, msgs...)
+	}, b, failed)
 }
 
 // records builds the Kafka records of an answer: the dead letter first.
