@@ -434,16 +434,6 @@ func (c *Client) observe(status int, h answerHeader) {
 	c.limiter.Observe(status, wait)
 }
 
-// scrubURL drops the URL from a *url.Error: it can carry query parameters with
-// personal data (the email of a lookup), and the endpoint is reported separately.
-func scrubURL(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
-}
-
 func newAPIError(cl call, status int, h answerHeader, data []byte, tracking string) *APIError {
 	e := &APIError{
 		Method:     cl.method,

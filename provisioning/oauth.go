@@ -221,3 +221,13 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// scrubURL drops the URL from a *url.Error: the token URL is reported by the
+// setting that names it, and a URL may carry credentials in its query.
+func scrubURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

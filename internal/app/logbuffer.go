@@ -27,7 +27,6 @@ type LogBuffer struct {
 	w      io.Writer
 	buf    []byte
 	timer  *time.Timer // the pending delayed flush, nil when none
-	gen    uint64      // counts the delayed flushes asked for: a stale one does nothing
 	closed bool
 }
 
@@ -49,20 +48,18 @@ func (b *LogBuffer) WriteLevel(l zerolog.Level, p []byte) (int, error) {
 		return len(p), b.flushLocked()
 	}
 	if b.timer == nil {
-		b.gen++
-		gen := b.gen
-		b.timer = time.AfterFunc(logFlushDelay, func() { b.flushAfter(gen) })
+		b.timer = time.AfterFunc(logFlushDelay, b.flushLater)
 	}
 	return len(p), nil
 }
 
-// flushAfter is the delayed flush asked for as number gen.
-func (b *LogBuffer) flushAfter(gen uint64) {
+// flushLater is the delayed flush. One that fired while a write flushed
+// finds an empty buffer, or flushes the next lines a little early: both
+// harmless.
+func (b *LogBuffer) flushLater() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.timer != nil && b.gen == gen {
-		_ = b.flushLocked()
-	}
+	_ = b.flushLocked()
 }
 
 // flushLocked writes the buffered lines; b.mu is held.
