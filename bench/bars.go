@@ -179,7 +179,14 @@ func disruptionBars(res Result) []Bar {
 	}
 	switch res.Scenario.Name {
 	case ScenarioGroupKill:
-		return []Bar{gap(killMaxGapMs), served(killServedAgainMs, "the kill"), once}
+		// The rate bar holds through the kill and the join: over
+		// the whole run. The window after the kill is a figure to read.
+		limit := res.Scenario.SimRateLimit
+		window := Bar{
+			Requirement: fmt.Sprintf("API calls/s in the %.0f s after the kill (a figure; the budget is %g/s)", float64(killServedAgainMs)/1000, limit),
+			Measured:    fmt.Sprintf("%.1f/s = %.1f%%", e.CallsPerSecAfter, 100*e.CallsPerSecAfter/limit),
+		}
+		return append([]Bar{gap(killMaxGapMs), served(killServedAgainMs, "the kill"), once, window}, rateBars(res)...)
 	case ScenarioGroupRolling:
 		return []Bar{gap(rollingMaxGapMs), {
 			Requirement: "no outcome written twice (none redelivered)",

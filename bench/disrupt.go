@@ -38,6 +38,11 @@ const brokerDownFor = 15 * time.Second
 // replacementDelay is how long after a kill its replacement starts.
 const replacementDelay = 5 * time.Second
 
+// disruptionWindow is the time after a disruption's event over which the
+// group's call rate is given (Trial.CallsPerSecAfter): as long as the
+// group-kill bar gives the dead member's partitions to be served again.
+const disruptionWindow = killServedAgainMs * time.Millisecond
+
 // rollingPause is the time between two instances of a rolling restart.
 const rollingPause = 3 * time.Second
 

@@ -36,6 +36,9 @@ type Options struct {
 	// LogLevel is the service's log level; logs are formatted, then dropped.
 	// Default "info", as in production.
 	LogLevel string
+	// ServiceLogDir, when set, keeps the logs of every child process in a
+	// file of its own there (provisioner-*.log), to see what a group did.
+	ServiceLogDir string
 	// HTTPCeilingDuration is how long the bare HTTP round trips run. Default 3s.
 	HTTPCeilingDuration time.Duration
 	// Progress receives a line per trial. Default: none.
@@ -229,6 +232,7 @@ func medianTrial(runs []Trial) Trial {
 	t.OtherCPUSeconds = med(func(t Trial) float64 { return t.OtherCPUSeconds })
 	t.MaxCallGapMs = med(func(t Trial) float64 { return t.MaxCallGapMs })
 	t.ServedAgainMs = med(func(t Trial) float64 { return t.ServedAgainMs })
+	t.CallsPerSecAfter = med(func(t Trial) float64 { return t.CallsPerSecAfter })
 	for _, r := range runs {
 		t.Partial = t.Partial || r.Partial
 		t.MaxCreatesPerEmail = max(t.MaxCreatesPerEmail, r.MaxCreatesPerEmail)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime/pprof"
@@ -25,6 +26,7 @@ type trialEnv struct {
 	cfg        app.Config
 	partitions int
 	log        zerolog.Logger
+	logDir     string // Options.ServiceLogDir
 }
 
 // running is a consumer under test that has been started.
@@ -117,11 +119,26 @@ func startChild(ctx context.Context, command []string, env trialEnv) (*child, er
 	cmd.Env = append(withoutProvisionerEnv(os.Environ()), configEnv(env.cfg)...)
 	c := &child{cmd: cmd, done: make(chan struct{}), stderr: &tailBuffer{max: 8 << 10}}
 	cmd.Stdout, cmd.Stderr = c.stderr, c.stderr
+	var logFile *os.File
+	if env.logDir != "" {
+		f, err := os.CreateTemp(env.logDir, "provisioner-*.log")
+		if err != nil {
+			return nil, fmt.Errorf("keeping the service's logs: %w", err)
+		}
+		logFile = f
+		cmd.Stdout, cmd.Stderr = io.MultiWriter(c.stderr, f), io.MultiWriter(c.stderr, f)
+	}
 	if err := cmd.Start(); err != nil {
+		if logFile != nil {
+			logFile.Close()
+		}
 		return nil, fmt.Errorf("starting %s: %w", command[0], err)
 	}
 	go func() {
 		c.err = cmd.Wait()
+		if logFile != nil {
+			logFile.Close()
+		}
 		close(c.done)
 	}()
 	return c, nil

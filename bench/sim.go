@@ -23,12 +23,16 @@ type simulator struct {
 	baseURL   string
 	firstCall atomic.Int64 // Unix nanoseconds; 0 before the first call
 	gaps      gaps
-	stop      func()
+	// calls counts the API calls of each second since began, for the rate
+	// around a disruption; calls after the last second are not counted.
+	began time.Time
+	calls [4 * 3600]atomic.Int64
+	stop  func()
 }
 
 // startSimulator serves a fresh simulator with the scenario's latency and rate limit.
 func startSimulator(ctx context.Context, sc Scenario) (*simulator, error) {
-	s := &simulator{sim: webexsim.New(webexsim.Config{
+	s := &simulator{began: time.Now(), sim: webexsim.New(webexsim.Config{
 		Token:     simToken,
 		Latency:   sc.Latency,
 		RateLimit: sc.SimRateLimit,
@@ -48,7 +52,34 @@ func (s *simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.firstCall.CompareAndSwap(0, now)
 	}
 	s.gaps.call(now)
+	if i := (now - s.began.UnixNano()) / int64(time.Second); i < int64(len(s.calls)) {
+		s.calls[i].Add(1)
+	}
 	s.sim.ServeHTTP(w, r)
+}
+
+// callsEachSecond is the API calls of each of the n whole seconds from from.
+func (s *simulator) callsEachSecond(from time.Time, n int) []int64 {
+	first := int(from.Sub(s.began) / time.Second)
+	out := make([]int64, 0, n)
+	for i := first; i < first+n && i < len(s.calls); i++ {
+		if i >= 0 {
+			out = append(out, s.calls[i].Load())
+		}
+	}
+	return out
+}
+
+// callsPerSec is the API calls per second in the whole seconds from from,
+// for d (at least one second).
+func (s *simulator) callsPerSec(from time.Time, d time.Duration) float64 {
+	first := int(from.Sub(s.began) / time.Second)
+	n := max(int(d/time.Second), 1)
+	var sum int64
+	for i := first; i < first+n && i >= 0 && i < len(s.calls); i++ {
+		sum += s.calls[i].Load()
+	}
+	return float64(sum) / float64(n)
 }
 
 // watchGaps starts timing the longest time without an API call.

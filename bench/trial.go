@@ -68,6 +68,13 @@ type Trial struct {
 	// outcome again.
 	MaxCallGapMs  float64 `json:"maxCallGapMs,omitempty"`
 	ServedAgainMs float64 `json:"servedAgainMs,omitempty"`
+	// CallsPerSecAfter is the group's API calls per second (429s included)
+	// in the disruptionWindow after the event, or until the last outcome
+	// when the run ends sooner.
+	CallsPerSecAfter float64 `json:"callsPerSecAfter,omitempty"`
+	// CallsAround is the group's API calls in each second from 5 s before the
+	// event to the end of the window after it: the shape of the recovery.
+	CallsAround []int64 `json:"callsAround,omitempty"`
 	// OtherCPUSeconds is the CPU time that other processes used meanwhile: a
 	// real broker's, and any other work on the machine, which makes the figures
 	// noisy (OtherCPUShare).
@@ -163,7 +170,7 @@ func (r *runner) env(addrs []string, ts topicSet, baseURL string) trialEnv {
 	cfg.LogLevel = r.opts.LogLevel
 	// Logs are formatted as in production, then dropped: their cost is measured,
 	// not that of a disk.
-	return trialEnv{cfg: cfg, partitions: ts.partitions, log: app.NewLogger(io.Discard, cfg.LogLevel, "json")}
+	return trialEnv{cfg: cfg, partitions: ts.partitions, log: app.NewLogger(io.Discard, cfg.LogLevel, "json"), logDir: r.opts.ServiceLogDir}
 }
 
 // measure starts the consumer and measures it until every order is answered or
@@ -228,6 +235,10 @@ func (r *runner) measure(ctx context.Context, spec trialSpec, env trialEnv, pub 
 	if d != nil {
 		t.MaxCallGapMs = float64(sim.gaps.longest.Load()) / 1e6
 		t.ServedAgainMs = float64(servedAgain(snap.times, d.at).Milliseconds())
+		if !d.at.IsZero() {
+			t.CallsPerSecAfter = sim.callsPerSec(d.at, min(disruptionWindow, end.Sub(d.at)))
+			t.CallsAround = sim.callsEachSecond(d.at.Add(-5*time.Second), int((5*time.Second+min(disruptionWindow, end.Sub(d.at)))/time.Second))
+		}
 	}
 	r.progress(t)
 	return t, nil

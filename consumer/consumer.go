@@ -123,14 +123,15 @@ type Config struct {
 }
 
 // Observer is told of the consumer's commits and assignments: Assigned with
-// the partitions of each generation, and Revoked with them once the
+// each generation's id (the group's, the same for every member) and this
+// member's partitions in it, and Revoked with them once the
 // generation's records are finished or given up and its last commit done,
 // before the member rejoins the group, so that whatever the observer does
 // for a partition stops before another member takes it. Its methods must be
 // safe for concurrent use; all but Revoked must be quick.
 type Observer interface {
 	Committed(took time.Duration, err error)
-	Assigned(partitions []int)
+	Assigned(generation int32, partitions []int)
 	// Revoked is told the partitions released and how long their drain
 	// and last commit took.
 	Revoked(partitions []int, drained time.Duration)
@@ -150,7 +151,7 @@ func (logOutages) Recovered()                {}
 type noObserver struct{}
 
 func (noObserver) Committed(time.Duration, error) {}
-func (noObserver) Assigned([]int)                 {}
+func (noObserver) Assigned(int32, []int)          {}
 func (noObserver) Revoked([]int, time.Duration)   {}
 
 // DefaultConfig returns the defaults of the optional settings, the values
@@ -376,7 +377,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.mu.Unlock()
 		ids := partitionIDs(owned)
 		c.log.Info().Int32("generation", gen.ID).Str("protocol", gen.Protocol).Ints("partitions", ids).Ints("released", gone).Msg("partitions assigned")
-		c.cfg.Observer.Assigned(ids)
+		c.cfg.Observer.Assigned(gen.ID, ids)
 		if len(gone) > 0 && gen.cooperative() {
 			// What we released is withheld from its next owner until we rejoin.
 			continue

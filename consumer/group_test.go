@@ -148,7 +148,7 @@ type assignments struct {
 }
 
 func (a *assignments) Committed(time.Duration, error) {}
-func (a *assignments) Assigned(ps []int) {
+func (a *assignments) Assigned(_ int32, ps []int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.gens = append(a.gens, slices.Clone(ps))

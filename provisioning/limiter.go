@@ -188,10 +188,11 @@ type Limiter struct {
 	// pauseUntil is the end of the shared pause in nanoseconds since epoch, 0
 	// when none: one atomic load is all that a caller pays when there is none.
 	pauseUntil atomic.Int64
-	// lim paces the requests; nil when there is no rate limit. Each pause
-	// replaces it, which voids the reservations made before the pause: they
-	// were scheduled for a time that the pause took away.
-	lim atomic.Pointer[rate.Limiter]
+	// pace paces the requests; nil when there is no rate limit. Each pause
+	// and each new share replaces it, which voids the reservations made
+	// before: they were scheduled for a time that the pause took away, or at
+	// a rate that added to the new one's would overshoot it.
+	pace atomic.Pointer[pacer]
 	// sem holds a token per request in progress; nil when there is no cap.
 	sem       chan struct{}
 	releaseFn func()
@@ -240,12 +241,46 @@ func newLimiter(cfg LimiterConfig, clock func() time.Time) *Limiter {
 	switch {
 	case cfg.Adaptive:
 		l.rate = cfg.InitialRate
-		l.lim.Store(rate.NewLimiter(rate.Limit(l.rate), cfg.Burst))
+		l.pace.Store(newPacer(l.rate, cfg.Burst))
 	case cfg.Rate > 0:
 		l.rate = cfg.Rate
-		l.lim.Store(rate.NewLimiter(rate.Limit(l.rate), cfg.Burst))
+		l.pace.Store(newPacer(l.rate, cfg.Burst))
 	}
 	return l
+}
+
+// pacer is a token bucket whose replacement wakes the callers waiting for one
+// of its reservations (replaced is closed), so that they reserve again from
+// the new one at once instead of keeping a turn that no longer holds.
+type pacer struct {
+	lim      *rate.Limiter
+	replaced chan struct{}
+}
+
+func newPacer(r float64, burst int) *pacer {
+	return &pacer{lim: rate.NewLimiter(rate.Limit(r), burst), replaced: make(chan struct{})}
+}
+
+// replacePacerLocked starts a fresh bucket at the current rate.
+func (l *Limiter) replacePacerLocked() {
+	if old := l.pace.Load(); old != nil {
+		l.pace.Store(newPacer(l.rate, l.cfg.Burst))
+		close(old.replaced)
+	}
+}
+
+// waitTurn waits d for a reservation of p, or until p is replaced (nil
+// returned: the caller sees the new pacer and reserves again), or until ctx ends.
+func waitTurn(ctx context.Context, d time.Duration, p *pacer) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	case <-p.replaced:
+	}
+	return nil
 }
 
 func noRelease() {}
@@ -281,11 +316,11 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
 				}
 			}
 		}
-		lim := l.lim.Load()
+		p := l.pace.Load()
 		var r *rate.Reservation
-		if lim != nil {
+		if p != nil {
 			now := l.clock()
-			r = lim.ReserveN(now, 1)
+			r = p.lim.ReserveN(now, 1)
 			if d := r.DelayFrom(now); d > 0 {
 				if waitStart == 0 {
 					waitStart = int64(now.Sub(l.epoch))
@@ -294,7 +329,7 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
 				if !l.limited.Load() {
 					l.limited.Store(true)
 				}
-				if err := Sleep(ctx, d); err != nil {
+				if err := waitTurn(ctx, d, p); err != nil {
 					r.Cancel()
 					l.releaseSlot()
 					l.countWait(waitStart)
@@ -302,9 +337,9 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
 				}
 			}
 		}
-		// A pause may have begun while this caller waited; its reservation
-		// was then made for a schedule that the pause voided.
-		if waited && (l.lim.Load() != lim || l.paused()) {
+		// A pause or a new share may have come while this caller waited; its
+		// reservation was then made for a schedule that it voided.
+		if waited && (l.pace.Load() != p || l.paused()) {
 			if r != nil {
 				r.Cancel()
 			}
@@ -476,6 +511,10 @@ func (l *Limiter) SetShare(s float64) {
 	case l.cfg.Rate > 0:
 		l.setRateLocked(now, l.cfg.Rate*s)
 	}
+	// The turns already given were paced at the old share: kept, they would
+	// add to the new share's and overshoot it (a share cut), or hold callers
+	// to the old pace (a share raised).
+	l.replacePacerLocked()
 }
 
 // maxRateLocked is the most the rate may be: the configured Rate times the
@@ -515,8 +554,8 @@ func (l *Limiter) setRateLocked(now int64, r float64) {
 		return
 	}
 	l.rate = r
-	if lim := l.lim.Load(); lim != nil {
-		lim.SetLimitAt(l.epoch.Add(time.Duration(now)), rate.Limit(r))
+	if p := l.pace.Load(); p != nil {
+		p.lim.SetLimitAt(l.epoch.Add(time.Duration(now)), rate.Limit(r))
 	}
 }
 
@@ -533,9 +572,7 @@ func (l *Limiter) pauseLocked(now int64, retryAfter time.Duration) bool {
 		}
 	}
 	l.pauses.Add(1)
-	if l.lim.Load() != nil {
-		l.lim.Store(rate.NewLimiter(rate.Limit(l.rate), l.cfg.Burst))
-	}
+	l.replacePacerLocked()
 	return true
 }
 
@@ -565,8 +602,8 @@ func (l *Limiter) Stats() LimiterStats {
 		Pauses:     l.pauses.Load(),
 		Decreases:  l.decreases.Load(),
 	}
-	if lim := l.lim.Load(); lim != nil {
-		st.Rate = float64(lim.Limit())
+	if p := l.pace.Load(); p != nil {
+		st.Rate = float64(p.lim.Limit())
 	}
 	l.mu.Lock()
 	st.Share = l.share

@@ -305,15 +305,15 @@ func simulate(cfg LimiterConfig, serverRate func(sec int) float64, d, rtt time.D
 			t = until + rng.Int64N(max(1, (until-t)/10))
 			continue
 		}
-		lim := l.lim.Load()
-		r := lim.ReserveN(at(t), 1)
+		p := l.pace.Load()
+		r := p.lim.ReserveN(at(t), 1)
 		send := t + int64(r.DelayFrom(at(t)))
 		if send > t {
 			l.limited.Store(true)
 		}
 		deliver(send)
 		t = send
-		if l.lim.Load() != lim || l.pauseUntil.Load() > send {
+		if l.pace.Load() != p || l.pauseUntil.Load() > send {
 			continue // the pause voided the reservation, as in Acquire
 		}
 		arrive := send + int64(rtt/2)
@@ -898,6 +898,54 @@ func TestLimiterShare(t *testing.T) {
 	wg.Wait()
 	if n := sent.Load(); n < 150 || n > 230 {
 		t.Errorf("two halves of 200/s sent %d calls in a second, want about 200", n)
+	}
+}
+
+// A new share applies to the callers already waiting for their turn: a cut
+// share does not let the turns given at the old rate overshoot the new one
+// (the group's other members take the rest), and a raised one lets them go
+// at the new rate at once.
+func TestLimiterShareAppliesToTheCallersWaiting(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		before, after float64
+		atLeast       int64
+		atMost        int64
+	}{
+		{"cut from 200/s to 50/s", 1, 0.25, 25, 80},
+		{"raised from 50/s to 200/s", 0.25, 1, 140, 230},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := NewLimiter(LimiterConfig{Rate: 200})
+			l.SetShare(tc.before)
+			ctx, cancel := context.WithCancel(context.Background())
+			var sent atomic.Int64
+			var wg sync.WaitGroup
+			for range 200 { // a queue of turns a second deep or more
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for {
+						release, err := l.Acquire(ctx)
+						if err != nil {
+							return
+						}
+						sent.Add(1)
+						release()
+					}
+				}()
+			}
+			time.Sleep(300 * time.Millisecond)
+			l.SetShare(tc.after)
+			from := sent.Load()
+			time.Sleep(time.Second)
+			n := sent.Load() - from
+			cancel()
+			wg.Wait()
+			if n < tc.atLeast || n > tc.atMost {
+				t.Errorf("%d calls in the second after the new share, want %d to %d", n, tc.atLeast, tc.atMost)
+			}
+		})
 	}
 }
 

@@ -30,6 +30,10 @@ type benchFlags struct {
 	logLevel   string
 	// brokerControl kills and starts the real broker (broker-restart).
 	brokerControl string
+	// service is the provisioner binary the child-process scenarios start.
+	service string
+	// serviceLogs is the folder that keeps the children's logs.
+	serviceLogs string
 	// over holds the scenario settings given on the command line; they replace
 	// each selected scenario's.
 	over bench.Scenario
@@ -51,12 +55,14 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError{err}
 	}
-	opts := bench.Options{Repeat: f.repeat, Smoke: f.smoke, LogLevel: f.logLevel, Progress: stderr,
+	opts := bench.Options{Repeat: f.repeat, Smoke: f.smoke, LogLevel: f.logLevel, ServiceLogDir: f.serviceLogs, Progress: stderr,
 		BrokerControl: strings.Fields(f.brokerControl)}
 	if f.smoke {
 		opts.HTTPCeilingDuration = 300 * time.Millisecond
 	}
-	if exe, err := os.Executable(); err == nil {
+	if exe, err := os.Executable(); f.service != "" {
+		opts.ServiceCommand = []string{f.service, "run"}
+	} else if err == nil {
 		opts.ServiceCommand = []string{exe, "run"}
 	}
 	started := time.Now()
@@ -124,6 +130,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 	fs.StringVar(&f.brokers, "brokers", "", "real Kafka bootstrap servers (default: $KAFKA_BROKERS)")
 	fs.BoolVar(&f.smoke, "smoke", false, "small counts and short latencies; checks only that every order is answered, once")
 	fs.IntVar(&f.repeat, "repeat", f.repeat, "run each trial this many times and report the medians")
+	fs.StringVar(&f.service, "service", "", "the provisioner binary whose `run` the child-process scenarios (--isolate, the groups) start; default this one: another build measured by this bench")
+	fs.StringVar(&f.serviceLogs, "service-logs", "", "keep the logs of every child process (--isolate, the groups) in a file of its own in this folder, to see what a group did")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the engine's first trial (in-process) to this file; several runs add .<scenario>-<broker>")
 	fs.BoolVar(&f.jsonOut, "json", false, "print the results as JSON instead of tables")
 	fs.BoolVar(&f.strict, "strict", false, "exit 1 when a bar is not met")

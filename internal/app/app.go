@@ -55,7 +55,7 @@ type Handling struct {
 	Follower *pipeline.Follower
 	// Limiter is the Webex rate budget of this instance.
 	Limiter *provisioning.Limiter
-	pauses  *pauses
+	peers   *peers
 	writer  *producer.Writer
 	kafka   kafkaClients
 	metrics *metrics.Metrics
@@ -75,7 +75,9 @@ func NewHandling(ctx context.Context, cfg Config, log zerolog.Logger) (*Handling
 	if err := cfg.Limiter.Validate(); err != nil {
 		return nil, fmt.Errorf("webex rate limit: %w", err)
 	}
-	pz := newPauses(instanceName(), &log)
+	// A silent member's share is taken for at most two sessions: by then
+	// the group has expelled it, or it is alive.
+	pz := newPeers(instanceName(), 2*cfg.Consumer.SessionTimeout, &log)
 	lc := cfg.Limiter
 	lc.OnPause = pz.onPause
 	limiter := provisioning.NewLimiter(lc)
@@ -110,7 +112,7 @@ func NewHandling(ctx context.Context, cfg Config, log zerolog.Logger) (*Handling
 	m.WatchPending(f)
 	cpc := pc
 	cpc.ConsumerGroup, cpc.Observer = cfg.CustomerGroupID(), m.Customers()
-	return &Handling{Pipeline: p, Customers: pipeline.NewCustomers(cpc, wf, w), Follower: f, Limiter: limiter, pauses: pz, writer: w, kafka: kc, kafkaDown: kafkaDown, metrics: m}, nil
+	return &Handling{Pipeline: p, Customers: pipeline.NewCustomers(cpc, wf, w), Follower: f, Limiter: limiter, peers: pz, writer: w, kafka: kc, kafkaDown: kafkaDown, metrics: m}, nil
 }
 
 // Close releases the writers and the Kafka connections. Call it once nothing
@@ -136,7 +138,7 @@ func New(ctx context.Context, cfg Config, log zerolog.Logger) (*App, error) {
 	ccfg.Outages = h.kafkaDown
 	ccfg.Fatal, ccfg.KeyFunc, ccfg.Logger = kafkasec.Permanent, pipeline.OrderKey, &log
 	kclient := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 5 * time.Second, Transport: h.kafka.transport}
-	share := &budget{limiter: h.Limiter, client: kclient, topic: cfg.OrdersTopic, log: &log}
+	share := &budget{peers: h.peers, client: kclient, topic: cfg.OrdersTopic, log: &log}
 	ccfg.Observer = observers{h.metrics, h.Follower, share}
 	ccfg.RetryInitialInterval, ccfg.RetryMaxInterval = cfg.Workflow.RetryInitialInterval, cfg.Workflow.RetryMaxInterval
 	c, err := consumer.New(ccfg, h.Pipeline)
@@ -175,9 +177,9 @@ func (os observers) Committed(took time.Duration, err error) {
 	}
 }
 
-func (os observers) Assigned(partitions []int) {
+func (os observers) Assigned(generation int32, partitions []int) {
 	for _, o := range os {
-		o.Assigned(partitions)
+		o.Assigned(generation, partitions)
 	}
 }
 
@@ -266,8 +268,8 @@ func (a *App) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			if a.awaitTopic(bg, topic, "the budget topic does not exist: a 429 met here pauses only this instance (create it, compacted, one partition, or set --budget-topic \"\")") {
-				a.log.Info().Str("topic", topic).Str("instance", a.pauses.instance).Msg("sharing Webex pauses with the other instances")
-				a.pauses.run(bg, a.cfg.Brokers, topic, a.kafka.dialer, a.kafka.transport)
+				a.log.Info().Str("topic", topic).Str("instance", a.peers.instance).Msg("sharing the Webex budget's heartbeats and pauses with the other instances")
+				a.peers.run(bg, a.cfg.Brokers, topic, a.kafka.dialer, a.kafka.transport)
 			}
 		}()
 	}

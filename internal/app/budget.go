@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -21,12 +22,13 @@ import (
 // thing every member learns at the same moment, with nothing to run but
 // Kafka. See the README's "Scaling out" for what it does not cover.
 
-// budget sets the limiter's share on every assignment of the orders topic.
+// budget tells the peers of every assignment of the orders topic, which
+// sets the limiter's share.
 type budget struct {
-	limiter *provisioning.Limiter
-	client  *kafka.Client
-	topic   string
-	log     *zerolog.Logger
+	peers  *peers
+	client *kafka.Client
+	topic  string
+	log    *zerolog.Logger
 	// partitions is the topic's partition count last read; 0 before.
 	partitions int
 }
@@ -35,7 +37,7 @@ type budget struct {
 // delays the start of a generation's work.
 const metadataTimeout = 5 * time.Second
 
-func (b *budget) Assigned(partitions []int) {
+func (b *budget) Assigned(generation int32, partitions []int) {
 	ctx, cancel := context.WithTimeout(context.Background(), metadataTimeout)
 	defer cancel()
 	if n, err := b.count(ctx); err != nil {
@@ -47,13 +49,9 @@ func (b *budget) Assigned(partitions []int) {
 	if b.partitions == 0 {
 		return
 	}
-	// An instance with no partition still serves customer orders: it keeps
-	// a sliver of the budget rather than none.
-	share := float64(max(len(partitions), 1)) / float64(max(b.partitions, len(partitions)))
-	b.limiter.SetShare(share)
-	st := b.limiter.Stats()
-	b.log.Info().Int("partitions_assigned", len(partitions)).Int("partitions_total", b.partitions).
-		Float64("budget_share", share).Float64("webex_rate_limit", st.Rate).
+	share := b.peers.assigned(generation, len(partitions), b.partitions, time.Now())
+	b.log.Info().Int32("generation", generation).Int("partitions_assigned", len(partitions)).Int("partitions_total", b.partitions).
+		Float64("budget_share", share).Float64("webex_rate_limit", b.peers.limiter.Stats().Rate).
 		Msg("this instance's share of the Webex rate budget")
 }
 
@@ -80,37 +78,73 @@ func (b *budget) Committed(time.Duration, error) {}
 // A 429 with a Retry-After is Webex saying that the token's budget is
 // spent: not this instance's share, the group's. The instance that meets it
 // pauses (the limiter), and tells the others through the budget topic, so
-// that they pause for what remains of it too. The topic is one partition,
-// compacted, keyed by instance: it holds each instance's last pause, and
-// readers start at its end, since only pauses still running matter.
+// that they pause for what remains of it too.
+//
+// A member that dies holds its partitions, and so its share, until the
+// group expels it (the session timeout): the group would run that long on
+// the survivors' shares. So every instance also writes a heartbeat to the
+// budget topic each second with its generation and its partition count,
+// and an instance that reads silentBeats of its own heartbeats without one
+// of another member of its generation counts that member's partitions out
+// of the total: the survivors split its share until the next generation.
+// The topic's order is the clock (no clocks compared, and a reader that
+// lags sees its own heartbeats late too). The topic is one partition,
+// compacted, keyed by instance; readers start at its end.
 
-// pauseRecord is the value of a budget topic record.
-type pauseRecord struct {
+// budgetRecord is the value of a budget topic record: a heartbeat, and a
+// pause when PauseMs is set.
+type budgetRecord struct {
 	SchemaVersion int    `json:"schemaVersion"`
 	Instance      string `json:"instance"`
-	PauseMs       int64  `json:"pauseMs"`
+	PauseMs       int64  `json:"pauseMs,omitempty"`
+	// Generation and Partitions are the writer's consumer group generation
+	// and its partition count in it (generation 0: none yet, or a writer
+	// from before heartbeats).
+	Generation int32 `json:"generation,omitempty"`
+	Partitions int   `json:"partitions,omitempty"`
 }
 
-// maxPauseRecord bounds what is decoded of a budget topic record: its
-// writers are instances of this service, but its bytes are still untrusted.
-const maxPauseRecord = 512
+const (
+	// maxBudgetRecord bounds what is decoded of a budget topic record: its
+	// writers are instances of this service, but its bytes are still untrusted.
+	maxBudgetRecord = 512
+	// beatEvery is how often an instance writes its heartbeat.
+	beatEvery = time.Second
+	// silentBeats of this instance's own heartbeats read with none of
+	// another member make that member silent: between 2 and 3 s of silence,
+	// far above a heartbeat's write time, far below a session timeout.
+	silentBeats = 3
+	// maxPeers bounds the members remembered; more are never counted out.
+	maxPeers = 4096
+)
 
-// pauses carries the pauses between the instances that share the budget.
-type pauses struct {
+// peers carries the pauses and heartbeats between the instances that share
+// the budget, and sets the limiter's share from the assignment and from who
+// is silent.
+type peers struct {
 	limiter  *provisioning.Limiter
 	instance string
 	log      *zerolog.Logger
 	// told holds the latest pause this instance met and has not sent yet.
 	told chan time.Duration
+	// beat asks for a heartbeat at once: a new generation's.
+	beat chan struct{}
+
+	mu     sync.Mutex
+	roster roster
 }
 
-func newPauses(instance string, log *zerolog.Logger) *pauses {
-	return &pauses{instance: instance, log: log, told: make(chan time.Duration, 1)}
+// newPeers: silence is how long a silent member's share may be taken. Past
+// it, a member the group has not expelled is alive as far as the group
+// knows, and its share is given back.
+func newPeers(instance string, silence time.Duration, log *zerolog.Logger) *peers {
+	return &peers{instance: instance, log: log, told: make(chan time.Duration, 1), beat: make(chan struct{}, 1),
+		roster: roster{self: instance, silence: silence, claims: map[string]*claim{}}}
 }
 
 // onPause is the limiter's OnPause: it must not block, and the latest
 // pause is the one worth sending.
-func (p *pauses) onPause(d time.Duration) {
+func (p *peers) onPause(d time.Duration) {
 	for {
 		select {
 		case p.told <- d:
@@ -125,9 +159,43 @@ func (p *pauses) onPause(d time.Duration) {
 	}
 }
 
-// run sends this instance's pauses to topic and applies the others' until
-// ctx ends.
-func (p *pauses) run(ctx context.Context, brokers []string, topic string, dialer *kafka.Dialer, transport kafka.RoundTripper) {
+// assigned records this instance's new generation and sets the share it
+// gives; it asks for a heartbeat at once, so that the others learn of it
+// within a fetch.
+func (p *peers) assigned(generation int32, mine, total int, now time.Time) float64 {
+	p.mu.Lock()
+	p.roster.assigned(generation, mine, total)
+	share := p.applyLocked(now)
+	p.mu.Unlock()
+	select {
+	case p.beat <- struct{}{}:
+	default:
+	}
+	return share
+}
+
+// applyLocked gives the limiter the roster's share, and logs the members
+// counted out or back in since the last time.
+func (p *peers) applyLocked(now time.Time) float64 {
+	share, out, back := p.roster.share(now)
+	for _, c := range out {
+		p.log.Info().Str("instance", c.instance).Int32("generation", c.gen).Int("partitions", c.partitions).
+			Int64("silent_ms", now.Sub(c.at).Milliseconds()).Float64("budget_share", share).
+			Msg("another instance is silent on the budget topic: taking its share of the Webex budget until the group rebalances")
+	}
+	for _, c := range back {
+		p.log.Info().Str("instance", c.instance).Float64("budget_share", share).
+			Msg("another instance counted silent is heard again, or its time is up: its share of the Webex budget is its own again")
+	}
+	if share > 0 {
+		p.limiter.SetShare(share)
+	}
+	return share
+}
+
+// run writes this instance's heartbeats and pauses to topic and follows the
+// others' until ctx ends.
+func (p *peers) run(ctx context.Context, brokers []string, topic string, dialer *kafka.Dialer, transport kafka.RoundTripper) {
 	w := &kafka.Writer{Addr: kafka.TCP(brokers...), Topic: topic, Transport: transport, RequiredAcks: kafka.RequireOne,
 		BatchTimeout: time.Millisecond, MaxAttempts: 3}
 	defer w.Close()
@@ -140,53 +208,172 @@ func (p *pauses) run(ctx context.Context, brokers []string, topic string, dialer
 	done := make(chan struct{})
 	go func() { defer close(done); p.follow(ctx, r) }()
 	defer func() { <-done }()
+	tick := time.NewTicker(beatEvery)
+	defer tick.Stop()
+	failing := false
 	for {
+		var pause time.Duration
 		select {
 		case <-ctx.Done():
 			return
-		case d := <-p.told:
-			v, _ := json.Marshal(pauseRecord{SchemaVersion: 1, Instance: p.instance, PauseMs: d.Milliseconds()})
-			if err := w.WriteMessages(ctx, kafka.Message{Key: []byte(p.instance), Value: v, Time: time.Now()}); err != nil && ctx.Err() == nil {
-				p.log.Warn().Err(err).Str("topic", topic).Msg("cannot tell the other instances of a Webex pause")
-			}
+		case pause = <-p.told:
+		case <-p.beat:
+		case now := <-tick.C:
+			// A silent member's time may be up with nothing read.
+			p.mu.Lock()
+			p.applyLocked(now)
+			p.mu.Unlock()
+		}
+		p.mu.Lock()
+		rec := budgetRecord{SchemaVersion: 1, Instance: p.instance, PauseMs: pause.Milliseconds(),
+			Generation: p.roster.gen, Partitions: p.roster.mine}
+		p.mu.Unlock()
+		v, _ := json.Marshal(rec)
+		err := w.WriteMessages(ctx, kafka.Message{Key: []byte(p.instance), Value: v, Time: time.Now()})
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && (!failing || pause > 0):
+			failing = true
+			p.log.Warn().Err(err).Str("topic", topic).Int64("pause_ms", rec.PauseMs).
+				Msg("cannot write to the budget topic: the other instances hear neither this instance's heartbeat nor its pauses (said once until it works again, and for every pause)")
+		case err == nil && failing:
+			failing = false
+			p.log.Info().Str("topic", topic).Msg("writing to the budget topic again")
 		}
 	}
 }
 
-// follow applies the other instances' pauses, for what remains of each.
-func (p *pauses) follow(ctx context.Context, r *kafka.Reader) {
+// follow reads the budget topic: the others' pauses are applied for what
+// remains of them, and every record moves the roster.
+func (p *peers) follow(ctx context.Context, r *kafka.Reader) {
 	for {
 		m, err := r.ReadMessage(ctx)
 		if err != nil {
 			return // ctx ended; the reader retries broker errors itself
 		}
-		rec, left, err := p.pauseOf(m, time.Now())
-		switch {
-		case err != nil:
-			p.log.Warn().Err(err).Int64("offset", m.Offset).Int("bytes", len(m.Value)).Msg("ignoring a budget topic record that is not a pause")
+		now := time.Now()
+		rec, left, err := p.recordOf(m, now)
+		if err != nil {
+			p.log.Warn().Err(err).Int64("offset", m.Offset).Int("bytes", len(m.Value)).Msg("ignoring a budget topic record that is not a heartbeat or a pause")
 			continue
-		case left <= 0:
-			continue // this instance's own, or over already
 		}
-		p.limiter.Pause(left)
-		p.log.Info().Str("from_instance", rec.Instance).Int64("pause_ms", left.Milliseconds()).
-			Msg("another instance met a Webex 429: pausing with it")
+		if left > 0 {
+			p.limiter.Pause(left)
+			p.log.Info().Str("from_instance", rec.Instance).Int64("pause_ms", left.Milliseconds()).
+				Msg("another instance met a Webex 429: pausing with it")
+		}
+		p.mu.Lock()
+		p.roster.heard(rec, now)
+		p.applyLocked(now)
+		p.mu.Unlock()
 	}
 }
 
-// pauseOf reads a budget topic record: what remains at now of another
-// instance's pause (0 for this instance's own, or one over already).
-func (p *pauses) pauseOf(m kafka.Message, now time.Time) (pauseRecord, time.Duration, error) {
-	var rec pauseRecord
+// recordOf reads a budget topic record, and what remains at now of the
+// pause it carries (0 for this instance's own, or one over already).
+func (p *peers) recordOf(m kafka.Message, now time.Time) (budgetRecord, time.Duration, error) {
+	var rec budgetRecord
 	switch {
-	case len(m.Value) > maxPauseRecord:
-		return rec, 0, fmt.Errorf("%d bytes, more than a pause's %d", len(m.Value), maxPauseRecord)
+	case len(m.Value) > maxBudgetRecord:
+		return rec, 0, fmt.Errorf("%d bytes, more than a budget record's %d", len(m.Value), maxBudgetRecord)
 	case json.Unmarshal(m.Value, &rec) != nil:
-		return rec, 0, errors.New("not JSON of a pause")
-	case rec.SchemaVersion != 1 || rec.PauseMs <= 0 || rec.Instance == "":
-		return rec, 0, fmt.Errorf("schema version %d, pause %d ms, instance %q: not a pause", rec.SchemaVersion, rec.PauseMs, rec.Instance)
-	case rec.Instance == p.instance:
+		return rec, 0, errors.New("not JSON of a budget record")
+	case rec.SchemaVersion != 1 || rec.Instance == "" || rec.PauseMs < 0 || rec.Generation < 0 || rec.Partitions < 0 || rec.Partitions > maxPartitions:
+		return rec, 0, fmt.Errorf("schema version %d, instance %q, pause %d ms, generation %d, %d partitions: not a budget record",
+			rec.SchemaVersion, rec.Instance, rec.PauseMs, rec.Generation, rec.Partitions)
+	case rec.Instance == p.instance || rec.PauseMs == 0:
 		return rec, 0, nil
 	}
 	return rec, time.Duration(rec.PauseMs)*time.Millisecond - now.Sub(m.Time), nil
+}
+
+// maxPartitions is more partitions than a topic has (Kafka's own limits are
+// far below it): a larger count is not a member's.
+const maxPartitions = 1 << 20
+
+// roster is what one instance knows of the members of its generation from
+// the budget topic, and the share of the budget that follows from it.
+type roster struct {
+	self    string
+	silence time.Duration
+	// gen, mine and total: this instance's generation, its partitions in
+	// it, and the orders topic's partition count.
+	gen         int32
+	mine, total int
+	// beats counts this instance's own records read back: the roster's clock.
+	beats  int
+	claims map[string]*claim
+}
+
+// claim is another member's last record.
+type claim struct {
+	instance   string
+	gen        int32
+	partitions int
+	beats      int       // the reader's beats when it was read
+	at         time.Time // when it was read
+	out        bool      // counted out of the total
+}
+
+func (r *roster) assigned(gen int32, mine, total int) {
+	r.gen, r.mine, r.total = gen, mine, total
+	for k, c := range r.claims {
+		if c.gen < gen {
+			delete(r.claims, k)
+		}
+	}
+}
+
+func (r *roster) heard(rec budgetRecord, now time.Time) {
+	if rec.Instance == r.self {
+		r.beats++
+		return
+	}
+	c := r.claims[rec.Instance]
+	if c == nil {
+		if len(r.claims) >= maxPeers {
+			return
+		}
+		c = &claim{instance: rec.Instance}
+		r.claims[rec.Instance] = c
+	}
+	c.gen, c.partitions, c.beats, c.at = rec.Generation, rec.Partitions, r.beats, now
+}
+
+// share is this instance's fraction of the budget: its partitions over the
+// topic's, less those of the members of its generation that are silent. A
+// member is silent after silentBeats of this instance's heartbeats without
+// one of its own, and for at most the silence time. The total never falls
+// below the partitions the members heard claim, so a member restarted
+// under its static group instance id, which keeps the generation and the
+// partitions of the one that died, takes its share back as soon as it is
+// heard. out and back are the members counted out and back in by this call.
+func (r *roster) share(now time.Time) (share float64, out, back []claim) {
+	if r.total == 0 {
+		return 0, nil, nil
+	}
+	silent, heard := 0, r.mine
+	for _, c := range r.claims {
+		if c.gen != r.gen {
+			continue
+		}
+		isOut := r.beats-c.beats >= silentBeats && now.Sub(c.at) < r.silence
+		if isOut {
+			silent += c.partitions
+		} else {
+			heard += c.partitions
+		}
+		switch {
+		case isOut && !c.out:
+			out = append(out, *c)
+		case !isOut && c.out:
+			back = append(back, *c)
+		}
+		c.out = isOut
+	}
+	// An instance with no partition still serves customer orders: it keeps
+	// a sliver of the budget rather than none.
+	mine := max(r.mine, 1)
+	return float64(mine) / float64(max(r.total-silent, heard, mine)), out, back
 }

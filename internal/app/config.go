@@ -35,8 +35,9 @@ type Config struct {
 	// CustomerOutcomesTopic receives customer-outcome events.
 	CustomerOrdersTopic   string
 	CustomerOutcomesTopic string
-	// BudgetTopic carries the Webex pauses (a 429's Retry-After) between
-	// the instances that share the budget; "" shares none.
+	// BudgetTopic carries the Webex pauses (a 429's Retry-After) and the
+	// heartbeats between the instances that share the budget; "" shares
+	// none, and a dead member's share waits for the group to expel it.
 	BudgetTopic string
 	// Kafka is the TLS and SASL security of every Kafka connection. Default: plaintext.
 	Kafka kafkasec.Config
@@ -148,7 +149,7 @@ func (cfg *Config) Validate() error {
 	} {
 		switch {
 		case t.val == "" && t.flag == "budget-topic":
-			// No pauses shared.
+			// No pauses or heartbeats shared.
 		case t.val == "" && t.flag == "customer-orders-topic":
 			// No customer orders.
 		case t.val == "" && t.flag == "customer-outcomes-topic" && cfg.CustomerOrdersTopic == "":

@@ -67,7 +67,7 @@ func BindRunFlags(fs *flag.FlagSet, cfg *Config) func() {
 	fs.StringVar(&cfg.OrdersTopic, "orders-topic", cfg.OrdersTopic, "topic of subscriber-order events")
 	fs.StringVar(&cfg.OutcomesTopic, "outcomes-topic", cfg.OutcomesTopic, "topic of subscriber-outcome events")
 	fs.StringVar(&cfg.DeadLetterTopic, "dead-letter-topic", cfg.DeadLetterTopic, "topic of dead-letter records")
-	fs.StringVar(&cfg.BudgetTopic, "budget-topic", cfg.BudgetTopic, "compacted one-partition topic on which the instances sharing the Webex budget tell each other of 429 pauses (empty: none)")
+	fs.StringVar(&cfg.BudgetTopic, "budget-topic", cfg.BudgetTopic, "compacted one-partition topic on which the instances sharing the Webex budget tell each other of 429 pauses and that they live (empty: none)")
 	fs.StringVar(&cfg.CustomerOrdersTopic, "customer-orders-topic", cfg.CustomerOrdersTopic, "topic of customer-order events, read by the group <group-id>-customers (empty: no customer orders)")
 	fs.StringVar(&cfg.CustomerOutcomesTopic, "customer-outcomes-topic", cfg.CustomerOutcomesTopic, "topic of customer-outcome events")
 	BindKafkaSecurityFlags(fs, &cfg.Kafka)

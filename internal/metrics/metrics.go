@@ -176,7 +176,7 @@ func (m *Metrics) Committed(took time.Duration, err error) {
 
 // Assigned records a new generation's assignment: every partition the
 // instance holds in it (consumer observer).
-func (m *Metrics) Assigned(partitions []int) {
+func (m *Metrics) Assigned(_ int32, partitions []int) {
 	m.rebalances.Inc()
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -58,7 +58,7 @@ func TestCallsCountedByTemplate(t *testing.T) {
 func TestAssignmentAndTimeWithoutPartitions(t *testing.T) {
 	m := New()
 	time.Sleep(20 * time.Millisecond) // from the start until the first assignment
-	m.Assigned([]int{0, 1, 2, 3})
+	m.Assigned(1, []int{0, 1, 2, 3})
 	before := m.unassignedSeconds()
 	if before < 0.02 {
 		t.Fatalf("unassigned %.3fs before the first assignment, want at least 0.02", before)
@@ -76,7 +76,7 @@ func TestAssignmentAndTimeWithoutPartitions(t *testing.T) {
 	if got := m.unassignedSeconds(); got < before+0.02 {
 		t.Fatalf("unassigned %.3f after 20 ms without partitions, want at least %.3f", got, before+0.02)
 	}
-	m.Assigned([]int{5})
+	m.Assigned(2, []int{5})
 	if got := testutil.ToFloat64(m.assigned); got != 1 {
 		t.Fatalf("assigned %v, want 1", got)
 	}

@@ -135,7 +135,7 @@ func NewFollower(p *Pipeline, brokers []string, dialer *kafka.Dialer, transport 
 func (f *Follower) Topic() string { return f.cfg.Topic }
 
 // Assigned is told the orders partitions of a new generation (consumer observer).
-func (f *Follower) Assigned(partitions []int) {
+func (f *Follower) Assigned(_ int32, partitions []int) {
 	f.mu.Lock()
 	f.want = slices.Clone(partitions)
 	f.mu.Unlock()

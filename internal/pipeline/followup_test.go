@@ -142,7 +142,7 @@ func newFollowEnv(t *testing.T, cfg FollowUpConfig) *followEnv {
 	e.cancel = cancel
 	go func() { defer close(e.done); _ = e.f.Run(ctx) }()
 	t.Cleanup(e.stop)
-	e.f.Assigned([]int{0, 1})
+	e.f.Assigned(1, []int{0, 1})
 	return e
 }
 
@@ -249,7 +249,7 @@ func TestFollowUpSurvivesARestart(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = f2.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	f2.Assigned([]int{0, 1})
+	f2.Assigned(1, []int{0, 1})
 	outs := e.outcomes(2, 10*time.Second)
 	if len(outs) != 2 || outs[1].Status != schemas.StatusFailed || outs[1].Failure.Reason != schemas.ReasonProvisioningError {
 		t.Fatalf("outcomes %+v, want pending then failed (provisioning_error)", outs)
