@@ -612,7 +612,7 @@ func TestRealKafkaPausesAreShared(t *testing.T) {
 			return
 		}
 		switch l.Message {
-		case "sharing Webex pauses with the other instances":
+		case "sharing the Webex budget's heartbeats and pauses with the other instances":
 			self[l.Member] = l.Instance
 		case "another instance met a Webex 429: pausing with it":
 			followed[l.Member] = append(followed[l.Member], l.From)
