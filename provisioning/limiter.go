@@ -163,6 +163,8 @@ type LimiterStats struct {
 	PausedUntil time.Time
 	// InProgress is the number of calls between Acquire and release.
 	InProgress int64
+	// Acquired counts the calls let through since the limiter was made.
+	Acquired int64
 	// Waits counts the Acquire calls that had to wait, for a pause, a
 	// concurrency slot or the rate; WaitTime is the time they waited in all.
 	Waits    int64
@@ -198,6 +200,7 @@ type Limiter struct {
 	releaseFn func()
 
 	inProgress atomic.Int64
+	acquired   atomic.Int64
 	waits      atomic.Int64
 	waitNanos  atomic.Int64
 	throttled  atomic.Int64
@@ -347,6 +350,7 @@ func (l *Limiter) Acquire(ctx context.Context) (release func(), err error) {
 			continue
 		}
 		l.inProgress.Add(1)
+		l.acquired.Add(1)
 		l.countWait(waitStart)
 		return l.releaseFn, nil
 	}
@@ -596,6 +600,7 @@ func (l *Limiter) Stats() LimiterStats {
 	}
 	st := LimiterStats{
 		InProgress: l.inProgress.Load(),
+		Acquired:   l.acquired.Load(),
 		Waits:      l.waits.Load(),
 		WaitTime:   time.Duration(l.waitNanos.Load()),
 		Throttled:  l.throttled.Load(),

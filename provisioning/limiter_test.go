@@ -882,18 +882,7 @@ func TestLimiterShare(t *testing.T) {
 	for range 2 {
 		l := NewLimiter(LimiterConfig{Rate: 200})
 		l.SetShare(0.5)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				release, err := l.Acquire(ctx)
-				if err != nil {
-					return
-				}
-				sent.Add(1)
-				release()
-			}
-		}()
+		callAsAllowed(ctx, l, &sent, &wg)
 	}
 	wg.Wait()
 	if n := sent.Load(); n < 150 || n > 230 {
@@ -922,18 +911,7 @@ func TestLimiterShareAppliesToTheCallersWaiting(t *testing.T) {
 			var sent atomic.Int64
 			var wg sync.WaitGroup
 			for range 200 { // a queue of turns a second deep or more
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for {
-						release, err := l.Acquire(ctx)
-						if err != nil {
-							return
-						}
-						sent.Add(1)
-						release()
-					}
-				}()
+				callAsAllowed(ctx, l, &sent, &wg)
 			}
 			time.Sleep(300 * time.Millisecond)
 			l.SetShare(tc.after)
@@ -947,6 +925,23 @@ func TestLimiterShareAppliesToTheCallersWaiting(t *testing.T) {
 			}
 		})
 	}
+}
+
+// callAsAllowed starts a caller that calls through l as fast as it allows,
+// counting its calls in sent, until ctx ends; wg waits for it.
+func callAsAllowed(ctx context.Context, l *Limiter, sent *atomic.Int64, wg *sync.WaitGroup) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			release, err := l.Acquire(ctx)
+			if err != nil {
+				return
+			}
+			sent.Add(1)
+			release()
+		}
+	}()
 }
 
 func TestLimiterPauseFromElsewhere(t *testing.T) {

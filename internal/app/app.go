@@ -77,7 +77,7 @@ func NewHandling(ctx context.Context, cfg Config, log zerolog.Logger) (*Handling
 	}
 	// A silent member's share is taken for at most two sessions: by then
 	// the group has expelled it, or it is alive.
-	pz := newPeers(instanceName(), 2*cfg.Consumer.SessionTimeout, &log)
+	pz := newPeers(instanceName(), cfg.Limiter.Rate, 2*cfg.Consumer.SessionTimeout, &log)
 	lc := cfg.Limiter
 	lc.OnPause = pz.onPause
 	limiter := provisioning.NewLimiter(lc)

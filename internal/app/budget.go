@@ -90,6 +90,18 @@ func (b *budget) Committed(time.Duration, error) {}
 // The topic's order is the clock (no clocks compared, and a reader that
 // lags sees its own heartbeats late too). The topic is one partition,
 // compacted, keyed by instance; readers start at its end.
+//
+// Partitions are not work: a member whose partitions are drained would sit
+// on its share while another works a backlog at its own. So a heartbeat
+// also carries the fraction of the group's budget its writer used in the
+// last second, and whether it lends: a member that uses less than a
+// lendBelow part of its fair share while another member does not lend
+// lends a lendPart of what it leaves, and the members that do not lend
+// split what is lent by their partitions.
+// Every member reads the same records, so the shares still add up to the
+// budget. A lender keeps enough to grow: it stops lending once it uses
+// stopLendingAt of what it kept, and takes its whole share back when it
+// reads that heartbeat of its own, as the borrowers read it too.
 
 // budgetRecord is the value of a budget topic record: a heartbeat, and a
 // pause when PauseMs is set.
@@ -102,6 +114,10 @@ type budgetRecord struct {
 	// from before heartbeats).
 	Generation int32 `json:"generation,omitempty"`
 	Partitions int   `json:"partitions,omitempty"`
+	// Used is the fraction of the group's budget the writer's calls used in
+	// the last second; Lending says that it lends what it leaves of its share.
+	Used    float64 `json:"used,omitempty"`
+	Lending bool    `json:"lending,omitempty"`
 }
 
 const (
@@ -116,6 +132,13 @@ const (
 	silentBeats = 3
 	// maxPeers bounds the members remembered; more are never counted out.
 	maxPeers = 4096
+	// lendBelow, lendPart and stopLendingAt shape lending (see above): a
+	// member lends below a third of its fair share, so that one working at
+	// its share never does, and keeps a tenth of what it leaves, so that a
+	// new burst of its own has room for a heartbeat or two.
+	lendBelow     = 0.3
+	lendPart      = 0.9
+	stopLendingAt = 0.9
 )
 
 // peers carries the pauses and heartbeats between the instances that share
@@ -124,7 +147,10 @@ const (
 type peers struct {
 	limiter  *provisioning.Limiter
 	instance string
-	log      *zerolog.Logger
+	// budget is the group's rate budget in requests per second; 0 when none
+	// is set, and then nothing is lent.
+	budget float64
+	log    *zerolog.Logger
 	// told holds the latest pause this instance met and has not sent yet.
 	told chan time.Duration
 	// beat asks for a heartbeat at once: a new generation's.
@@ -132,14 +158,43 @@ type peers struct {
 
 	mu     sync.Mutex
 	roster roster
+	usage  usage
+	// lending and borrowing are what was last logged of them.
+	lending, borrowing bool
 }
 
-// newPeers: silence is how long a silent member's share may be taken. Past
-// it, a member the group has not expelled is alive as far as the group
-// knows, and its share is given back.
-func newPeers(instance string, silence time.Duration, log *zerolog.Logger) *peers {
-	return &peers{instance: instance, log: log, told: make(chan time.Duration, 1), beat: make(chan struct{}, 1),
+// newPeers: budget is the group's rate budget (requests/s, 0 for none);
+// silence is how long a silent member's share may be taken. Past it, a
+// member the group has not expelled is alive as far as the group knows, and
+// its share is given back.
+func newPeers(instance string, budget float64, silence time.Duration, log *zerolog.Logger) *peers {
+	return &peers{instance: instance, budget: budget, log: log, told: make(chan time.Duration, 1), beat: make(chan struct{}, 1),
 		roster: roster{self: instance, silence: silence, claims: map[string]*claim{}}}
+}
+
+// usage measures the fraction of the budget this instance's calls use.
+type usage struct {
+	calls    int64
+	at       time.Time
+	used     float64
+	measured bool
+}
+
+// of is the fraction of budget used since the last measure, given the
+// limiter's count of calls; measured is false until a first interval is
+// over. An interval shorter than half a heartbeat (a heartbeat sent at once
+// for a pause or an assignment) is too short to say: the last measure stands.
+func (u *usage) of(calls int64, now time.Time, budget float64) (used float64, measured bool) {
+	switch dt := now.Sub(u.at); {
+	case budget <= 0:
+		return 0, false
+	case u.at.IsZero():
+		u.calls, u.at = calls, now
+	case dt >= beatEvery/2:
+		u.used = min(1, max(0, float64(calls-u.calls)/dt.Seconds()/budget))
+		u.calls, u.at, u.measured = calls, now, true
+	}
+	return u.used, u.measured
 }
 
 // onPause is the limiter's OnPause: it must not block, and the latest
@@ -175,9 +230,18 @@ func (p *peers) assigned(generation int32, mine, total int, now time.Time) float
 }
 
 // applyLocked gives the limiter the roster's share, and logs the members
-// counted out or back in since the last time.
+// counted out or back in since the last time, and a start or an end of
+// borrowing.
 func (p *peers) applyLocked(now time.Time) float64 {
 	share, out, back := p.roster.share(now)
+	if borrowing := share > p.roster.fair; borrowing != p.borrowing {
+		p.borrowing = borrowing
+		msg := "no other instance lends this one a part of its share of the Webex budget any more"
+		if borrowing {
+			msg = "other instances lend the part of their share of the Webex budget that they leave idle: this one borrows it"
+		}
+		p.log.Info().Bool("borrowing", borrowing).Float64("budget_share", share).Float64("fair_share", p.roster.fair).Msg(msg)
+	}
 	for _, c := range out {
 		p.log.Info().Str("instance", c.instance).Int32("generation", c.gen).Int("partitions", c.partitions).
 			Int64("silent_ms", now.Sub(c.at).Milliseconds()).Float64("budget_share", share).
@@ -224,10 +288,7 @@ func (p *peers) run(ctx context.Context, brokers []string, topic string, dialer 
 			p.applyLocked(now)
 			p.mu.Unlock()
 		}
-		p.mu.Lock()
-		rec := budgetRecord{SchemaVersion: 1, Instance: p.instance, PauseMs: pause.Milliseconds(),
-			Generation: p.roster.gen, Partitions: p.roster.mine}
-		p.mu.Unlock()
+		rec := p.heartbeat(pause, time.Now())
 		v, _ := json.Marshal(rec)
 		err := w.WriteMessages(ctx, kafka.Message{Key: []byte(p.instance), Value: v, Time: time.Now()})
 		switch {
@@ -242,6 +303,25 @@ func (p *peers) run(ctx context.Context, brokers []string, topic string, dialer 
 			p.log.Info().Str("topic", topic).Msg("writing to the budget topic again")
 		}
 	}
+}
+
+// heartbeat is this instance's next record, with what it used of the
+// budget and whether it lends; it logs a start or an end of lending.
+func (p *peers) heartbeat(pause time.Duration, now time.Time) budgetRecord {
+	used, measured := p.usage.of(p.limiter.Stats().Acquired, now, p.budget)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	lending := measured && p.roster.lends(used)
+	if lending != p.lending {
+		p.lending = lending
+		msg := "this instance needs its share of the Webex budget again: it lends no more of it"
+		if lending {
+			msg = "this instance uses little of its share of the Webex budget: it lends the rest to the other instances until its orders need it"
+		}
+		p.log.Info().Bool("lending", lending).Float64("budget_used", used).Float64("fair_share", p.roster.fair).Msg(msg)
+	}
+	return budgetRecord{SchemaVersion: 1, Instance: p.instance, PauseMs: pause.Milliseconds(),
+		Generation: p.roster.gen, Partitions: p.roster.mine, Used: used, Lending: lending}
 }
 
 // follow reads the budget topic: the others' pauses are applied for what
@@ -279,9 +359,10 @@ func (p *peers) recordOf(m kafka.Message, now time.Time) (budgetRecord, time.Dur
 		return rec, 0, fmt.Errorf("%d bytes, more than a budget record's %d", len(m.Value), maxBudgetRecord)
 	case json.Unmarshal(m.Value, &rec) != nil:
 		return rec, 0, errors.New("not JSON of a budget record")
-	case rec.SchemaVersion != 1 || rec.Instance == "" || rec.PauseMs < 0 || rec.Generation < 0 || rec.Partitions < 0 || rec.Partitions > maxPartitions:
-		return rec, 0, fmt.Errorf("schema version %d, instance %q, pause %d ms, generation %d, %d partitions: not a budget record",
-			rec.SchemaVersion, rec.Instance, rec.PauseMs, rec.Generation, rec.Partitions)
+	case rec.SchemaVersion != 1 || rec.Instance == "" || rec.PauseMs < 0 || rec.Generation < 0 || rec.Partitions < 0 || rec.Partitions > maxPartitions ||
+		rec.Used < 0 || rec.Used > 1:
+		return rec, 0, fmt.Errorf("schema version %d, instance %q, pause %d ms, generation %d, %d partitions, %v of the budget used: not a budget record",
+			rec.SchemaVersion, rec.Instance, rec.PauseMs, rec.Generation, rec.Partitions, rec.Used)
 	case rec.Instance == p.instance || rec.PauseMs == 0:
 		return rec, 0, nil
 	}
@@ -304,6 +385,14 @@ type roster struct {
 	// beats counts this instance's own records read back: the roster's clock.
 	beats  int
 	claims map[string]*claim
+	// used and lending are this instance's, as its last heartbeat of this
+	// generation read back says: the others know them from that record too.
+	used    float64
+	lending bool
+	// fair is the share of the last share call before lending and borrowing,
+	// given what it gave, and borrowers the other members heard not lending.
+	fair, given float64
+	borrowers   int
 }
 
 // claim is another member's last record.
@@ -314,10 +403,13 @@ type claim struct {
 	beats      int       // the reader's beats when it was read
 	at         time.Time // when it was read
 	out        bool      // counted out of the total
+	used       float64
+	lending    bool
 }
 
 func (r *roster) assigned(gen int32, mine, total int) {
 	r.gen, r.mine, r.total = gen, mine, total
+	r.used, r.lending = 0, false
 	for k, c := range r.claims {
 		if c.gen < gen {
 			delete(r.claims, k)
@@ -328,6 +420,9 @@ func (r *roster) assigned(gen int32, mine, total int) {
 func (r *roster) heard(rec budgetRecord, now time.Time) {
 	if rec.Instance == r.self {
 		r.beats++
+		if rec.Generation == r.gen {
+			r.used, r.lending = rec.Used, rec.Lending
+		}
 		return
 	}
 	c := r.claims[rec.Instance]
@@ -339,6 +434,23 @@ func (r *roster) heard(rec budgetRecord, now time.Time) {
 		r.claims[rec.Instance] = c
 	}
 	c.gen, c.partitions, c.beats, c.at = rec.Generation, rec.Partitions, r.beats, now
+	c.used, c.lending = rec.Used, rec.Lending
+}
+
+// lends says whether this instance lends in its next heartbeat, having used
+// used of the budget: a lender goes on until it uses most of what it kept.
+// It starts only when another member does not lend, so that an instance
+// alone keeps its whole budget for its next orders.
+func (r *roster) lends(used float64) bool {
+	if r.lending {
+		return used < stopLendingAt*r.given
+	}
+	return used < lendBelow*r.fair && r.borrowers > 0
+}
+
+// lent is what a member with a fair share that used used lends.
+func lent(fair, used float64) float64 {
+	return lendPart * max(0, fair-used)
 }
 
 // share is this instance's fraction of the budget: its partitions over the
@@ -348,7 +460,8 @@ func (r *roster) heard(rec budgetRecord, now time.Time) {
 // below the partitions the members heard claim, so a member restarted
 // under its static group instance id, which keeps the generation and the
 // partitions of the one that died, takes its share back as soon as it is
-// heard. out and back are the members counted out and back in by this call.
+// heard. Then lenders lend, and the others borrow by their partitions. out
+// and back are the members counted out and back in by this call.
 func (r *roster) share(now time.Time) (share float64, out, back []claim) {
 	if r.total == 0 {
 		return 0, nil, nil
@@ -375,5 +488,26 @@ func (r *roster) share(now time.Time) (share float64, out, back []claim) {
 	// An instance with no partition still serves customer orders: it keeps
 	// a sliver of the budget rather than none.
 	mine := max(r.mine, 1)
-	return float64(mine) / float64(max(r.total-silent, heard, mine)), out, back
+	total := float64(max(r.total-silent, heard, mine))
+	r.fair = float64(mine) / total
+	// What the lenders lend, and the borrowers other than this instance:
+	// how many and their partitions.
+	lending, borrowers, theirs := 0.0, 0, 0
+	for _, c := range r.claims {
+		switch {
+		case c.gen != r.gen || c.out:
+		case c.lending:
+			lending += lent(float64(c.partitions)/total, c.used)
+		default:
+			borrowers++
+			theirs += c.partitions
+		}
+	}
+	r.borrowers = borrowers
+	if r.lending {
+		r.given = r.fair - lent(r.fair, r.used)
+	} else {
+		r.given = min(1, r.fair+lending*float64(mine)/float64(theirs+mine))
+	}
+	return r.given, out, back
 }
