@@ -188,14 +188,16 @@ func disruptionBars(res Result) []Bar {
 		}
 		return append([]Bar{gap(killMaxGapMs), served(killServedAgainMs, "the kill"), once, window}, rateBars(res)...)
 	case ScenarioGroupRolling:
-		return []Bar{gap(rollingMaxGapMs), {
+		return append([]Bar{gap(rollingMaxGapMs), {
 			Requirement: "no outcome written twice (none redelivered)",
 			Measured:    fmt.Sprintf("%d duplicate outcomes of %d orders", e.DuplicateOutcomes, e.Answered),
 			Pass:        e.DuplicateOutcomes == 0, Judged: true,
-		}, once}
+		}, once}, rateBars(res)...)
 	case ScenarioBrokerRestart:
 		return []Bar{served(brokerServedAgainMs, "the broker answers again"), once}
 	default:
-		return []Bar{served(staticServedAgainMs, "the restart"), gap(rollingMaxGapMs), once}
+		// A restart is a member gone and one joining too: the group's
+		// budget holds through it.
+		return append([]Bar{served(staticServedAgainMs, "the restart"), gap(rollingMaxGapMs), once}, rateBars(res)...)
 	}
 }

@@ -172,7 +172,8 @@ func newPeers(instance string, budget float64, silence time.Duration, log *zerol
 		roster: roster{self: instance, silence: silence, claims: map[string]*claim{}}}
 }
 
-// usage measures the fraction of the budget this instance's calls use.
+// usage measures the fraction of the budget this instance's calls use;
+// only run's goroutine touches it.
 type usage struct {
 	calls    int64
 	at       time.Time
@@ -403,6 +404,7 @@ type claim struct {
 	beats      int       // the reader's beats when it was read
 	at         time.Time // when it was read
 	out        bool      // counted out of the total
+	quiet      bool      // silentBeats or more without a record, out or not
 	used       float64
 	lending    bool
 }
@@ -471,10 +473,15 @@ func (r *roster) share(now time.Time) (share float64, out, back []claim) {
 		if c.gen != r.gen {
 			continue
 		}
-		isOut := r.beats-c.beats >= silentBeats && now.Sub(c.at) < r.silence
-		if isOut {
+		c.quiet = r.beats-c.beats >= silentBeats
+		isOut := c.quiet && now.Sub(c.at) < r.silence
+		switch {
+		case isOut:
 			silent += c.partitions
-		} else {
+		case !c.quiet:
+			// A member quiet past the silence time has its share back, in
+			// the topic's count; it is not heard, so its partitions are
+			// not counted twice when a successor now claims them.
 			heard += c.partitions
 		}
 		switch {
@@ -495,7 +502,7 @@ func (r *roster) share(now time.Time) (share float64, out, back []claim) {
 	lending, borrowers, theirs := 0.0, 0, 0
 	for _, c := range r.claims {
 		switch {
-		case c.gen != r.gen || c.out:
+		case c.gen != r.gen || c.quiet:
 		case c.lending:
 			lending += lent(float64(c.partitions)/total, c.used)
 		default:

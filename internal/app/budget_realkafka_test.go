@@ -15,10 +15,10 @@ import (
 )
 
 // Two instances on 6 partitions each of 12, both busy, share a real budget
-// topic. While both write heartbeats each keeps half; when one stops (a SIGKILL: no
-// leaving, nothing more written) the other takes the whole budget within
-// seconds, and gives half back as soon as a successor in the same
-// generation is heard (a static member restarted).
+// topic. While both write heartbeats each keeps half; when one stops (a
+// SIGKILL: no leaving, nothing more written) the other takes the whole
+// budget within seconds, and gives half back as soon as a successor in the
+// same generation is heard (a static member restarted).
 func TestRealKafkaSurvivorTakesASilentMembersShare(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	topic := kafkatest.Name(t, "budget")

@@ -162,6 +162,11 @@ func TestRosterGivesAStaticRestartItsShareBack(t *testing.T) {
 	// partitions, a new instance name.
 	m.second(5, 4, "b", "a-restarted")
 	m.wantShare(1.0/3, "a's successor heard")
+	// a's time as a silent member is up while its successor holds its
+	// partitions: they are not counted twice.
+	m.now = m.now.Add(m.r.silence)
+	m.second(5, 4, "b", "a-restarted")
+	m.wantShare(1.0/3, "a's silence time up, its successor heard")
 }
 
 func TestRosterWithoutPeersOrPartitions(t *testing.T) {
