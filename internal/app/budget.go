@@ -97,9 +97,8 @@ func (b *budget) Committed(time.Duration, error) {}
 // last second, and whether it lends: a member that uses less than a
 // lendBelow part of its fair share while another member does not lend
 // lends a lendPart of what it leaves, and the members that do not lend
-// split what is lent by their partitions.
-// Every member reads the same records, so the shares still add up to the
-// budget. A lender keeps enough to grow: it stops lending once it uses
+// split what is lent by their partitions. Every member reads the same
+// records, so the shares still add up to the budget. A lender keeps enough to grow: it stops lending once it uses
 // stopLendingAt of what it kept, and takes its whole share back when it
 // reads that heartbeat of its own, as the borrowers read it too.
 
@@ -404,7 +403,6 @@ type claim struct {
 	beats      int       // the reader's beats when it was read
 	at         time.Time // when it was read
 	out        bool      // counted out of the total
-	quiet      bool      // silentBeats or more without a record, out or not
 	used       float64
 	lending    bool
 }
@@ -450,6 +448,12 @@ func (r *roster) lends(used float64) bool {
 	return used < lendBelow*r.fair && r.borrowers > 0
 }
 
+// quiet: silentBeats or more of this instance's heartbeats read since c's
+// last record, whether c is counted out or its silence time is up.
+func (r *roster) quiet(c *claim) bool {
+	return r.beats-c.beats >= silentBeats
+}
+
 // lent is what a member with a fair share that used used lends.
 func lent(fair, used float64) float64 {
 	return lendPart * max(0, fair-used)
@@ -473,12 +477,12 @@ func (r *roster) share(now time.Time) (share float64, out, back []claim) {
 		if c.gen != r.gen {
 			continue
 		}
-		c.quiet = r.beats-c.beats >= silentBeats
-		isOut := c.quiet && now.Sub(c.at) < r.silence
+		quiet := r.quiet(c)
+		isOut := quiet && now.Sub(c.at) < r.silence
 		switch {
 		case isOut:
 			silent += c.partitions
-		case !c.quiet:
+		case !quiet:
 			// A member quiet past the silence time has its share back, in
 			// the topic's count; it is not heard, so its partitions are
 			// not counted twice when a successor now claims them.
@@ -499,12 +503,12 @@ func (r *roster) share(now time.Time) (share float64, out, back []claim) {
 	r.fair = float64(mine) / total
 	// What the lenders lend, and the borrowers other than this instance:
 	// how many and their partitions.
-	lending, borrowers, theirs := 0.0, 0, 0
+	loans, borrowers, theirs := 0.0, 0, 0
 	for _, c := range r.claims {
 		switch {
-		case c.gen != r.gen || c.quiet:
+		case c.gen != r.gen || r.quiet(c):
 		case c.lending:
-			lending += lent(float64(c.partitions)/total, c.used)
+			loans += lent(float64(c.partitions)/total, c.used)
 		default:
 			borrowers++
 			theirs += c.partitions
@@ -514,7 +518,7 @@ func (r *roster) share(now time.Time) (share float64, out, back []claim) {
 	if r.lending {
 		r.given = r.fair - lent(r.fair, r.used)
 	} else {
-		r.given = min(1, r.fair+lending*float64(mine)/float64(theirs+mine))
+		r.given = min(1, r.fair+loans*float64(mine)/float64(theirs+mine))
 	}
 	return r.given, out, back
 }
